@@ -1,0 +1,1 @@
+"""Sources: each turns one input format into :class:`ingest.tables.GraphTables`."""
