@@ -18,7 +18,7 @@ from ingest.tables import TABLE_SCHEMAS, GraphTables
 if TYPE_CHECKING:
     import neo4j
 
-__all__ = ["export_graph", "EXPORT_QUERIES"]
+__all__ = ["EXPORT_QUERIES", "export_graph"]
 
 _FIXED = ", ".join(f"'{e.rel_type}'" for e in schema.EDGE_TYPES)
 

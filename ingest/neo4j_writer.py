@@ -83,7 +83,9 @@ def ensure_constraints(driver: neo4j.Driver, *, database: str = "neo4j") -> None
     driver.execute_query("CALL db.awaitIndexes(300)", database_=database)
 
 
-def _batches(table: pa.Table, columns: tuple[str, ...], size: int) -> Iterator[list[dict[str, Any]]]:
+def _batches(
+    table: pa.Table, columns: tuple[str, ...], size: int
+) -> Iterator[list[dict[str, Any]]]:
     for batch in table.select(list(columns)).to_batches(max_chunksize=size):
         yield batch.to_pylist()
 
@@ -170,7 +172,9 @@ def write_graph(
             table = tables.table(node.table)
             cols = (node.key, *_NODE_PROPS[node.table])
             t0 = time.perf_counter()
-            _run_batches(driver, _node_query(node), _batches(table, cols, batch_size), database, bar)
+            _run_batches(
+                driver, _node_query(node), _batches(table, cols, batch_size), database, bar
+            )
             report.rows[node.table] = table.num_rows
             report.seconds[node.table] = time.perf_counter() - t0
         for edge in schema.EDGE_TYPES:
@@ -198,9 +202,11 @@ def _write_triples(
 ) -> None:
     if triples.num_rows == 0:
         return
-    groups = triples.select(["head_label", "relation", "tail_label"]).group_by(
-        ["head_label", "relation", "tail_label"]
-    ).aggregate([])
+    groups = (
+        triples.select(["head_label", "relation", "tail_label"])
+        .group_by(["head_label", "relation", "tail_label"])
+        .aggregate([])
+    )
     for group in groups.to_pylist():
         mask = pc.and_(
             pc.and_(

@@ -10,19 +10,19 @@ import re
 from dataclasses import dataclass
 
 __all__ = [
-    "NodeType",
-    "EdgeType",
-    "NODE_TYPES",
-    "EDGE_TYPES",
-    "USER",
-    "PRODUCT",
-    "CATEGORY",
     "BRAND",
+    "CATEGORY",
+    "EDGE_TYPES",
     "ENTITY",
     "INTERACTED",
     "IN_CATEGORY",
-    "SUBCATEGORY_OF",
     "MADE_BY",
+    "NODE_TYPES",
+    "PRODUCT",
+    "SUBCATEGORY_OF",
+    "USER",
+    "EdgeType",
+    "NodeType",
     "relation_type_name",
 ]
 

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from ingest import schema
 from ingest.errors import ValidationError
 
-__all__ = ["GraphTables", "TABLE_SCHEMAS", "empty_table", "FORMAT_VERSION"]
+__all__ = ["FORMAT_VERSION", "TABLE_SCHEMAS", "GraphTables", "empty_table"]
 
 FORMAT_VERSION = 1
 
@@ -63,7 +63,10 @@ TABLE_SCHEMAS: dict[str, pa.Schema] = {
         ]
     ),
     "in_category": pa.schema(
-        [pa.field("product_id", _str, nullable=False), pa.field("category_id", _str, nullable=False)]
+        [
+            pa.field("product_id", _str, nullable=False),
+            pa.field("category_id", _str, nullable=False),
+        ]
     ),
     "subcategory_of": pa.schema(
         [pa.field("child_id", _str, nullable=False), pa.field("parent_id", _str, nullable=False)]
@@ -212,7 +215,9 @@ class GraphTables:
         for side in ("head", "tail"):
             labels = self.triples.column(f"{side}_label")
             bad = pc.invert(pc.is_in(labels, value_set=pa.array(schema.TRIPLE_LABELS)))
-            _first_bad("triples", bad, labels, f"{side}_label must be one of {schema.TRIPLE_LABELS}")
+            _first_bad(
+                "triples", bad, labels, f"{side}_label must be one of {schema.TRIPLE_LABELS}"
+            )
             for label in schema.TRIPLE_LABELS:
                 mask = pc.equal(labels, label)
                 keys = self.triples.column(f"{side}_id").filter(mask)
@@ -293,7 +298,9 @@ def _no_nulls(table: str, column: str, col: pa.Array | pa.ChunkedArray) -> None:
             raise ValidationError(table, f"empty {column}", row=pc.index(empty, True).as_py())
 
 
-def _unique(table_name: str, table: pa.Table, cols: tuple[str, ...], what: str = "a duplicate key") -> None:
+def _unique(
+    table_name: str, table: pa.Table, cols: tuple[str, ...], what: str = "a duplicate key"
+) -> None:
     if table.num_rows == 0:
         return
     grouped = table.select(list(cols)).group_by(list(cols)).aggregate([([], "count_all")])
@@ -306,7 +313,9 @@ def _unique(table_name: str, table: pa.Table, cols: tuple[str, ...], what: str =
         for c, v in zip(cols[1:], key[1:], strict=True):
             mask = pc.and_(mask, pc.equal(table.column(c), v))
         rows = pc.indices_nonzero(mask).to_pylist()
-        raise ValidationError(table_name, f"{what} {dict(zip(cols, key, strict=True))}", row=rows[1])
+        raise ValidationError(
+            table_name, f"{what} {dict(zip(cols, key, strict=True))}", row=rows[1]
+        )
 
 
 def _references(

@@ -132,7 +132,9 @@ def cmd_neo4j_password(args: argparse.Namespace) -> int:
     if not server.auth:
         raise CommandError("authentication is off for this server")
     if not server.password_file.exists() and not os.environ.get("NEO4J_PASSWORD"):
-        raise CommandError(f"no password yet: {server.password_file} is made by 'kgrec neo4j start'")
+        raise CommandError(
+            f"no password yet: {server.password_file} is made by 'kgrec neo4j start'"
+        )
     print(server.password())
     return 0
 
@@ -152,7 +154,9 @@ def _add_server_options(p: argparse.ArgumentParser, *, start: bool = False) -> N
     if start:
         p.add_argument("--heap", default="1g", help="JVM heap, e.g. 2g (default 1g)")
         p.add_argument("--pagecache", default="512m", help="page cache, e.g. 1g (default 512m)")
-        p.add_argument("--no-auth", action="store_true", help="no password (throwaway databases only)")
+        p.add_argument(
+            "--no-auth", action="store_true", help="no password (throwaway databases only)"
+        )
         p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for Bolt")
 
 

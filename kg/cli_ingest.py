@@ -1,5 +1,143 @@
-"""``kgrec ingest ...`` (filled in below)."""
+"""``kgrec ingest amazon|kgat|csv|synthetic`` and ``kgrec export``."""
+
 from __future__ import annotations
+
 import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ingest.tables import GraphTables
+
+__all__ = ["register"]
+
+
+def _read(args: argparse.Namespace) -> GraphTables:
+    from ingest.rejects import Rejects
+
+    rejects = Rejects(on_error="skip" if args.rejects else "raise")
+    show = not args.no_progress
+    if args.source == "amazon":
+        from ingest.sources.amazon import read_amazon
+
+        tables = read_amazon(args.folder, args.name, rejects=rejects, show_progress=show)
+    elif args.source == "kgat":
+        from ingest.sources.kgat import read_kgat
+
+        tables = read_kgat(args.folder, rejects=rejects, show_progress=show)
+    elif args.source == "csv":
+        from ingest.sources.csv import read_csv
+
+        tables = read_csv(
+            args.products, args.interactions, args.categories, rejects=rejects, show_progress=show
+        )
+    else:
+        from ingest.sources.synthetic import SyntheticConfig, generate_shop
+
+        config = SyntheticConfig.preset(args.preset, seed=args.seed)
+        tables = generate_shop(config, show_progress=show)
+    if args.rejects:
+        rejects.write(args.rejects)
+        print(f"rejected rows: {rejects.count} -> {args.rejects} {json.dumps(rejects.summary())}")
+    return tables
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from kg.cli import resolve_settings
+
+    tables = _read(args)
+    counts = {k: v for k, v in tables.counts().items() if v}
+    print("tables: " + ", ".join(f"{k}={v:,}" for k, v in counts.items()))
+    if args.out:
+        folder = tables.save(args.out)
+        print(f"tables written to {folder} (fingerprint {tables.fingerprint()[:16]})")
+        return 0
+    from ingest.neo4j_writer import graph_counts, write_graph
+    from kg.neo4j.driver import open_driver
+
+    settings = resolve_settings(args)
+    with open_driver(settings) as driver:
+        report = write_graph(
+            driver,
+            tables,
+            database=settings.database,
+            batch_size=args.batch_size,
+            show_progress=not args.no_progress,
+        )
+        counts_now = graph_counts(driver, database=settings.database)
+    print(
+        f"loaded into {settings.uri} in {report.total_seconds:.1f} s: "
+        f"{report.node_rows:,} node rows, {report.rel_rows:,} relationship rows"
+    )
+    print("graph now: " + json.dumps(counts_now))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ingest.neo4j_export import export_graph
+    from kg.cli import resolve_settings
+    from kg.neo4j.driver import open_driver
+
+    settings = resolve_settings(args)
+    with open_driver(settings) as driver:
+        tables = export_graph(
+            driver, database=settings.database, show_progress=not args.no_progress
+        )
+    folder = tables.save(args.out)
+    counts = {k: v for k, v in tables.counts().items() if v}
+    print(f"exported to {folder}: " + ", ".join(f"{k}={v:,}" for k, v in counts.items()))
+    return 0
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, help="write canonical tables (Parquet) here; no database")
+    p.add_argument(
+        "--rejects",
+        type=Path,
+        help="skip bad rows and report them to this JSON-lines file (default: stop at the first)",
+    )
+    p.add_argument("--batch-size", type=int, default=10_000, help="rows per transaction")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--home", help="local Neo4j home, when NEO4J_URI is not set")
+    p.add_argument("--port", type=int, help="local Neo4j Bolt port")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    return None
+    """Add ``ingest`` and ``export`` to the ``kgrec`` parser."""
+    ingest = sub.add_parser(
+        "ingest",
+        help="read shop data and load it into Neo4j (or --out tables)",
+        description="Read a source into canonical tables, validate, and merge into Neo4j. "
+        "Writes go to NEO4J_URI when set, else to the running local Neo4j.",
+    )
+    src = ingest.add_subparsers(dest="source", required=True, metavar="SOURCE")
+    p = src.add_parser("amazon", help="processed Amazon JSON: <Name>.item.json + <Name>.inter.json")
+    p.add_argument("folder", type=Path)
+    p.add_argument("--name", help="file prefix, e.g. Scientific (default: the only one)")
+    _common(p)
+    p = src.add_parser("kgat", help="KGAT layout: train.txt, test.txt, kg_final.txt, *_list.txt")
+    p.add_argument("folder", type=Path)
+    _common(p)
+    p = src.add_parser("csv", help="products.csv, interactions.csv, optional categories.csv")
+    p.add_argument("--products", type=Path, required=True)
+    p.add_argument("--interactions", type=Path, required=True)
+    p.add_argument("--categories", type=Path)
+    _common(p)
+    p = src.add_parser("synthetic", help="a seeded synthetic shop")
+    p.add_argument("--preset", default="demo", choices=["tiny", "demo", "bench", "large"])
+    p.add_argument("--seed", type=int, default=0)
+    _common(p)
+    ingest.set_defaults(func=cmd_ingest)
+
+    export = sub.add_parser("export", help="stream the graph from Neo4j into canonical tables")
+    export.add_argument("--out", type=Path, required=True, help="output folder")
+    export.add_argument("--no-progress", action="store_true")
+    export.add_argument("--home")
+    export.add_argument("--port", type=int)
+    export.set_defaults(func=cmd_export)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("use: kgrec ingest ...")

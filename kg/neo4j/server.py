@@ -96,7 +96,9 @@ def build_launcher(launcher_dir: Path = LAUNCHER_DIR, *, force: bool = False) ->
     target = launcher_dir / "target"
     if not force and _launcher_ready(launcher_dir):
         return target
-    mvn = _require("mvn", "install Apache Maven (Debian: apt-get install maven) to build the launcher")
+    mvn = _require(
+        "mvn", "install Apache Maven (Debian: apt-get install maven) to build the launcher"
+    )
     _require("java", "install a Java 17+ runtime (Debian: apt-get install openjdk-17-jdk-headless)")
     lock_path = launcher_dir / ".build.lock"
     with open(lock_path, "w") as lock:
@@ -262,7 +264,9 @@ class LocalNeo4j:
                 f"Neo4j is already running on home {self.home} at {running.uri} "
                 f"(pid {running.pid}); stop it with 'kgrec neo4j stop --home {self.home}'"
             )
-        java = _require("java", "install a Java 17+ runtime (Debian: apt-get install openjdk-17-jdk-headless)")
+        java = _require(
+            "java", "install a Java 17+ runtime (Debian: apt-get install openjdk-17-jdk-headless)"
+        )
         if not _port_free(self.address, self.port):
             raise Neo4jServerError(
                 f"port {self.port} on {self.address} is already in use; pick another with --port"
@@ -346,7 +350,7 @@ class LocalNeo4j:
             try:
                 with open_driver(settings):
                     return
-            except Exception as exc:  # noqa: BLE001 - retried until the deadline
+            except Exception as exc:
                 last_error = exc
                 time.sleep(0.2)  # poll interval while Bolt finishes starting
         raise Neo4jServerError(
