@@ -32,6 +32,7 @@ class SourceError(IngestError):
         value: object = None,
     ) -> None:
         self.path = str(path)
+        self.message = message
         self.line = line
         self.record = record
         self.value = value
