@@ -85,9 +85,10 @@ def ensure_constraints(driver: neo4j.Driver, *, database: str = "neo4j") -> None
 
 def _batches(
     table: pa.Table, columns: tuple[str, ...], size: int
-) -> Iterator[list[dict[str, Any]]]:
+) -> Iterator[dict[str, list[Any]]]:
+    """Column-wise batches ``{"p_<column>": [values]}``: far cheaper to send than row maps."""
     for batch in table.select(list(columns)).to_batches(max_chunksize=size):
-        yield batch.to_pylist()
+        yield {f"p_{c}": batch.column(c).to_pylist() for c in columns}
 
 
 def _rel_count(driver: neo4j.Driver, rel_type: str, database: str) -> int:
@@ -97,43 +98,73 @@ def _rel_count(driver: neo4j.Driver, rel_type: str, database: str) -> int:
     return int(records[0]["n"])
 
 
-def _node_query(node: schema.NodeType) -> str:
-    return f"UNWIND $rows AS row MERGE (n:{node.label} {{{node.key}: row.{node.key}}}) SET n += row"
+# Queries index into parallel parameter lists: UNWIND range(...) AS i ... $p_col[i].
+_ROWS = "UNWIND range(0, size($p_{first}) - 1) AS i "
+
+
+def _node_query(node: schema.NodeType, props: tuple[str, ...]) -> str:
+    sets = ", ".join(f"n.{p} = $p_{p}[i]" for p in props)
+    return (
+        _ROWS.format(first=node.key)
+        + f"MERGE (n:{node.label} {{{node.key}: $p_{node.key}[i]}})"
+        + (f" SET {sets}" if sets else "")
+    )
 
 
 def _edge_query(edge: schema.EdgeType, props: tuple[str, ...], create: bool) -> str:
+    head = (
+        _ROWS.format(first=edge.src_col)
+        + f"MATCH (a:{edge.src.label} {{{edge.src.key}: $p_{edge.src_col}[i]}}) "
+        + f"MATCH (b:{edge.dst.label} {{{edge.dst.key}: $p_{edge.dst_col}[i]}}) "
+    )
     # INTERACTED is keyed by (user, order): a user has one event per position in the history.
-    key = " {order: row.order}" if edge is schema.INTERACTED else ""
-    verb = "CREATE" if create else "MERGE"
-    sets = ", ".join(f"r.{p} = row.{p}" for p in props)
+    key = ("order",) if edge is schema.INTERACTED else ()
+    if create:  # first load of this type: properties in the pattern (nulls are skipped)
+        allp = ", ".join(f"{p}: $p_{p}[i]" for p in (*key, *props))
+        return head + f"CREATE (a)-[:{edge.rel_type}" + (f" {{{allp}}}" if allp else "") + "]->(b)"
+    keys = ", ".join(f"{p}: $p_{p}[i]" for p in key)
+    sets = ", ".join(f"r.{p} = $p_{p}[i]" for p in props)
     return (
-        "UNWIND $rows AS row "
-        f"MATCH (a:{edge.src.label} {{{edge.src.key}: row.{edge.src_col}}}) "
-        f"MATCH (b:{edge.dst.label} {{{edge.dst.key}: row.{edge.dst_col}}}) "
-        f"{verb} (a)-[r:{edge.rel_type}{key}]->(b)" + (f" SET {sets}" if sets else "")
+        head
+        + f"MERGE (a)-[r:{edge.rel_type}"
+        + (f" {{{keys}}}" if keys else "")
+        + "]->(b)"
+        + (f" SET {sets}" if sets else "")
     )
 
 
 def _triple_query(head: str, rel_type: str, tail: str, create: bool) -> str:
     verb = "CREATE" if create else "MERGE"
     return (
-        "UNWIND $rows AS row "
-        f"MATCH (a:{head} {{id: row.head_id}}) MATCH (b:{tail} {{id: row.tail_id}}) "
-        f"{verb} (a)-[r:{rel_type}]->(b) SET r.relation = row.relation"
+        _ROWS.format(first="head_id")
+        + f"MATCH (a:{head} {{id: $p_head_id[i]}}) MATCH (b:{tail} {{id: $p_tail_id[i]}}) "
+        + f"{verb} (a)-[r:{rel_type}]->(b) SET r.relation = $p_relation[i]"
     )
 
 
 def _run_batches(
     driver: neo4j.Driver,
     query: str,
-    rows: Iterator[list[dict[str, Any]]],
+    batches: Iterator[dict[str, list[Any]]],
     database: str,
     bar: Any,
 ) -> None:
-    with driver.session(database=database) as session:
-        for chunk in rows:
-            session.execute_write(lambda tx, c=chunk: tx.run(query, rows=c).consume())
-            bar.update(len(chunk))
+    """Run ``query`` once per batch, each in its own transaction.
+
+    The next batch is converted to Python lists on a helper thread while Neo4j runs the current
+    one, so client-side preparation overlaps server-side work.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    def take() -> dict[str, list[Any]] | None:
+        return next(batches, None)
+
+    with driver.session(database=database) as session, ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(take)
+        while (params := pending.result()) is not None:
+            pending = pool.submit(take)
+            session.execute_write(lambda tx, p=params: tx.run(query, p).consume())
+            bar.update(len(next(iter(params.values()))))
 
 
 def write_graph(
@@ -170,11 +201,11 @@ def write_graph(
     with tqdm(total=total, desc="load", unit="row", disable=not show_progress) as bar:
         for node in schema.NODE_TYPES:
             table = tables.table(node.table)
-            cols = (node.key, *_NODE_PROPS[node.table])
+            props = _NODE_PROPS[node.table]
             t0 = time.perf_counter()
-            _run_batches(
-                driver, _node_query(node), _batches(table, cols, batch_size), database, bar
-            )
+            if table.num_rows:
+                rows = _batches(table, (node.key, *props), batch_size)
+                _run_batches(driver, _node_query(node, props), rows, database, bar)
             report.rows[node.table] = table.num_rows
             report.seconds[node.table] = time.perf_counter() - t0
         for edge in schema.EDGE_TYPES:
