@@ -197,9 +197,35 @@ _EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 
 
 def _register_extras() -> None:
-    from kg import cli_demo, cli_ingest
+    from kg import cli_demo, cli_embed, cli_ingest
 
-    _EXTRA_COMMANDS[:] = [cli_ingest.register, cli_demo.register]
+    _EXTRA_COMMANDS[:] = [cli_ingest.register, cli_embed.register, cli_demo.register]
+
+
+class _QuietLibraries:
+    """Drops records below ERROR from chatty training libraries (their loggers set own levels)."""
+
+    _NAMES = ("pykeen", "torch_max_mem")
+
+    def filter(self, record: object) -> bool:
+        import logging
+
+        name = getattr(record, "name", "")
+        level = getattr(record, "levelno", logging.ERROR)
+        return level >= logging.ERROR or not name.startswith(self._NAMES)
+
+
+def _configure_logging() -> None:
+    """The CLI owns output: warnings to stderr, without the chatter of training libraries."""
+    import logging
+    import warnings
+
+    logging.basicConfig(level=logging.WARNING, format="kgrec: %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_QuietLibraries())
+    warnings.filterwarnings("ignore", message=".*pin_memory.*")
+    warnings.filterwarnings("ignore", module="pykeen")
+    warnings.filterwarnings("ignore", message=".*torch.jit.script.*")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -208,6 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     _register_extras()
     args = build_parser().parse_args(argv)
+    _configure_logging()
     try:
         return int(args.func(args) or 0)
     except (CommandError, Neo4jServerError) as exc:

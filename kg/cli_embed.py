@@ -1,0 +1,109 @@
+"""``kgrec embed``: train TransE/RotatE on the graph, evaluate, save, write back to Neo4j."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+__all__ = ["register"]
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from ingest.tables import GraphTables
+    from kg.embeddings.pipeline import embed_graph
+    from kg.embeddings.train import EmbedConfig
+
+    config = EmbedConfig(
+        model=args.model,
+        dim=args.dim,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        num_negs_per_pos=args.negs,
+        seed=args.seed,
+        eval_every=args.eval_every,
+        patience=args.patience,
+        device=args.device,
+    )
+    relations = [r.strip() for r in args.relations.split(",") if r.strip()]
+    show = not args.no_progress
+    settings = None
+    if args.tables:
+        tables = GraphTables.load(args.tables)
+        print(f"read tables from {args.tables}")
+    else:
+        from ingest.neo4j_export import export_graph
+        from kg.cli import resolve_settings
+        from kg.neo4j.driver import open_driver
+
+        settings = resolve_settings(args)
+        with open_driver(settings) as driver:
+            tables = export_graph(driver, database=settings.database, show_progress=show)
+        print(f"exported the graph from {settings.uri}")
+    emb = embed_graph(tables, config, args.out, relations=relations, show_progress=show)
+    train = emb.config["training"]
+    print(
+        f"{args.model} dim {args.dim}: {train['epochs_trained']} epochs (best {train['best_epoch']}), "
+        f"{train['train_seconds']:.1f} s, {train['triples_per_second']:,.0f} triples/s on {train['device']}"
+    )
+    _print_metrics(emb.config["metrics"])
+    print(f"artifact: {Path(args.out)}")
+    if args.write_back:
+        from kg.cli import resolve_settings
+        from kg.embeddings.writeback import write_embeddings
+        from kg.neo4j.driver import open_driver
+
+        settings = settings or resolve_settings(args)
+        with open_driver(settings) as driver:
+            written = write_embeddings(driver, emb, database=settings.database, show_progress=show)
+        print(f"wrote vectors to Neo4j (property kge, indexes <label>_kge): {json.dumps(written)}")
+    return 0
+
+
+def _print_metrics(metrics: dict) -> None:
+    rows = [("all", metrics["test"]), *sorted(metrics["test_per_relation"].items())]
+    print(f"{'test triples':<28} {'n':>7} {'MRR':>7} {'H@1':>7} {'H@3':>7} {'H@10':>7}")
+    for name, m in rows:
+        print(
+            f"{name:<28} {m['n']:>7} {m['mrr']:>7.3f} {m['hits_at_1']:>7.3f} "
+            f"{m['hits_at_3']:>7.3f} {m['hits_at_10']:>7.3f}"
+        )
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``embed`` to the ``kgrec`` parser."""
+    p = sub.add_parser(
+        "embed",
+        help="train KG embeddings (PyKEEN TransE/RotatE), evaluate, save, write back",
+        description="Train on the graph exported from Neo4j (or --tables), evaluate filtered "
+        "link prediction on held-out triples, save safetensors + JSON, and write the vectors "
+        "back to Neo4j with a vector index per label. Re-running with the same --out resumes.",
+    )
+    p.add_argument("--model", default="transe", choices=["transe", "rotate"])
+    p.add_argument("--dim", type=int, default=64)
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--batch-size", type=int, default=4096)
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--negs", type=int, default=1, help="negatives per positive")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--eval-every", type=int, default=10, help="validate/checkpoint every N epochs")
+    p.add_argument(
+        "--patience", type=int, default=3, help="validations without gain before stopping"
+    )
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    p.add_argument(
+        "--relations",
+        default="IN_CATEGORY,SUBCATEGORY_OF,MADE_BY,KG",
+        help="comma-separated: IN_CATEGORY, SUBCATEGORY_OF, MADE_BY, KG, INTERACTED, CO_INTERACTED",
+    )
+    p.add_argument("--tables", type=Path, help="read canonical tables here instead of Neo4j")
+    p.add_argument("--out", type=Path, required=True, help="artifact folder")
+    p.add_argument(
+        "--write-back", action=argparse.BooleanOptionalAction, default=True,
+        help="write vectors and indexes to Neo4j (default on)",
+    )  # fmt: skip
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--home")
+    p.add_argument("--port", type=int)
+    p.set_defaults(func=cmd_embed)
