@@ -1,0 +1,88 @@
+"""The ``kgrec`` command line, run as a user would run it (subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ingest.sources.synthetic import SyntheticConfig, generate_shop
+from ingest.tables import GraphTables
+from kg.neo4j.settings import Neo4jSettings
+
+
+def kgrec(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("NEO4J_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "kg.cli", *args], capture_output=True, text=True, env=full_env,
+        check=False, timeout=600,
+    )  # fmt: skip
+
+
+def test_help_does_not_import_heavy_libraries() -> None:
+    code = (
+        "import sys, kg.cli\n"
+        "kg.cli._register_extras(); kg.cli.build_parser()\n"
+        "heavy = [m for m in ('torch', 'pykeen', 'transformers', 'torch_geometric', 'pyarrow') "
+        "if m in sys.modules]\n"
+        "print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    assert "embed" in kgrec("--help").stdout
+
+
+def test_ingest_synthetic_to_tables(tmp_path: Path) -> None:
+    proc = kgrec("ingest", "synthetic", "--preset", "tiny", "--seed", "5", "--out", str(tmp_path / "t"),
+                 "--no-progress")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    expected = generate_shop(SyntheticConfig.preset("tiny", seed=5), show_progress=False)
+    assert GraphTables.load(tmp_path / "t").fingerprint() == expected.fingerprint()
+
+
+def test_bad_input_is_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "Shop.item.json").write_text('{"1": {"title": "A"},\n "2": {"title": }\n}')
+    (tmp_path / "Shop.inter.json").write_text('{"u": [1]}')
+    proc = kgrec("ingest", "amazon", str(tmp_path), "--out", str(tmp_path / "out"), "--no-progress")
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kgrec: error: ")
+    assert "Shop.item.json:2" in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_embed_from_tables(tmp_path: Path) -> None:
+    generate_shop(SyntheticConfig.preset("tiny"), show_progress=False).save(tmp_path / "t")
+    proc = kgrec("embed", "--tables", str(tmp_path / "t"), "--out", str(tmp_path / "kge"),
+                 "--epochs", "3", "--dim", "8", "--batch-size", "256", "--eval-every", "3",
+                 "--no-write-back", "--no-progress")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "IN_CATEGORY" in proc.stdout
+    config = json.loads((tmp_path / "kge" / "config.json").read_text())
+    assert config["model"] == "transe" and config["training"]["epochs_trained"] == 3
+    assert (tmp_path / "kge" / "embeddings.safetensors").exists()
+
+
+@pytest.mark.neo4j
+def test_external_server_is_used_and_never_started(
+    neo4j_db, neo4j_server: Neo4jSettings, tmp_path: Path
+) -> None:
+    env = {"NEO4J_URI": neo4j_server.uri, "NEO4J_USERNAME": "neo4j",
+           "NEO4J_PASSWORD": neo4j_server.password or "", "KGREC_HOME": str(tmp_path)}  # fmt: skip
+    start = kgrec("neo4j", "start", env=env)
+    assert start.returncode == 0 and "NEO4J_URI is set" in start.stdout
+    assert not (tmp_path / "neo4j" / "server.json").exists()
+    proc = kgrec("ingest", "synthetic", "--preset", "tiny", "--no-progress", env=env)
+    assert proc.returncode == 0, proc.stderr
+    records, _, _ = neo4j_db.execute_query("MATCH (p:Product) RETURN count(p) AS n")
+    assert records[0]["n"] == SyntheticConfig.preset("tiny").n_products
+    bad = kgrec("neo4j", "status", env={**env, "NEO4J_PASSWORD": "wrong"})
+    assert bad.returncode == 1
+    assert bad.stderr.strip().endswith(
+        "Neo4j rejected the user name or password (check NEO4J_USERNAME/NEO4J_PASSWORD)"
+    )
