@@ -208,15 +208,19 @@ def main() -> int:
     logging.basicConfig(level=logging.ERROR)
     warnings.filterwarnings("ignore")
     parts = args.parts.split(",")
-    body = [f"- Machine: {machine_line()}",
-            f"- Command: `.venv/bin/python bench/bench_kge.py --parts {args.parts}`"]  # fmt: skip
+    titles = {
+        "nations": "KG embeddings: equivalence with PyKEEN's pipeline (Nations)",
+        "throughput": "KG embeddings: training throughput",
+        "amazon": "KG embeddings: Amazon Industrial & Scientific",
+    }
     for name, fn in (("nations", nations), ("throughput", lambda: throughput(args.epochs)),
                      ("amazon", amazon)):  # fmt: skip
-        if name in parts:
-            body += ["", f"### {name}", "", *fn()]
-    text = "\n".join(body)
-    if not args.no_write:
-        write_section("kge", "KG embeddings (PyKEEN TransE / RotatE)", text)
+        if name not in parts:
+            continue
+        body = [f"- Machine: {machine_line()}",
+                f"- Command: `.venv/bin/python bench/bench_kge.py --parts {name}`", "", *fn()]  # fmt: skip
+        if not args.no_write:
+            write_section(f"kge-{name}", titles[name], "\n".join(body))
     return 0
 
 
