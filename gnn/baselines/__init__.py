@@ -6,6 +6,8 @@
 ``"item_cooccurrence"``  :class:`ItemCooccurrence`: co-occurrence with the last items
 ``"bpr_mf"``           :class:`BPRMF`: matrix factorisation, BPR loss
 ``"lightgcn"``         :class:`LightGCN`: PyG LightGCN, BPR loss
+``"content_recency"``  :class:`ContentRecency`: cosine to the last items (text or KGE
+                       vectors; the text-only and KGE-only scorers)
 =====================  ==========================================================
 
 Classes load on first use, so importing this package does not import torch.
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from gnn.baselines.bpr_mf import BPRMF, BPRConfig
+    from gnn.baselines.content import ContentRecency
     from gnn.baselines.cooccurrence import CooccurrenceConfig, ItemCooccurrence
     from gnn.baselines.lightgcn import LightGCN, LightGCNConfig
     from gnn.baselines.popular import MostPopular, RandomScorer
@@ -26,6 +29,7 @@ __all__ = [
     "BASELINES",
     "BPRMF",
     "BPRConfig",
+    "ContentRecency",
     "CooccurrenceConfig",
     "ItemCooccurrence",
     "LightGCN",
@@ -38,6 +42,7 @@ __all__ = [
 _WHERE = {
     "BPRMF": "bpr_mf",
     "BPRConfig": "bpr_mf",
+    "ContentRecency": "content",
     "CooccurrenceConfig": "cooccurrence",
     "ItemCooccurrence": "cooccurrence",
     "LightGCN": "lightgcn",
@@ -53,6 +58,7 @@ BASELINES: dict[str, str] = {
     "item_cooccurrence": "ItemCooccurrence",
     "bpr_mf": "BPRMF",
     "lightgcn": "LightGCN",
+    "content_recency": "ContentRecency",
 }
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import platform
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -11,25 +10,12 @@ from ingest.tables import GraphTables
 from kg.embeddings.artifact import KGEmbeddings, representation_matrix
 from kg.embeddings.train import EmbedConfig, evaluate_link_prediction, train_kge
 from kg.embeddings.triples import DEFAULT_RELATIONS, build_triples
+from kg.versions import library_versions
 
 __all__ = ["SPLIT_RATIOS", "embed_graph"]
 
 #: Train / validation / test shares of the triples (PyKEEN's split keeps every entity in train).
 SPLIT_RATIOS: tuple[float, float, float] = (0.8, 0.1, 0.1)
-
-
-def _versions() -> dict[str, str]:
-    import pykeen
-    import torch
-
-    import kg
-
-    return {
-        "kgrec": kg.__version__,
-        "pykeen": pykeen.get_version(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-    }
 
 
 def embed_graph(
@@ -100,7 +86,7 @@ def embed_graph(
                 "test": testing.num_triples,
             },
             "data": {"fingerprint": tables.fingerprint(), "meta": tables.meta},
-            "versions": _versions(),
+            "versions": library_versions(),
             "metrics": {"test": metrics, "test_per_relation": per_relation},
             "training": {
                 "epochs_trained": outcome.epochs_trained,

@@ -22,13 +22,8 @@ from gnn.text import (
 from gnn.text_cache import TextEmbeddingCache, text_hash
 from ingest.sources.synthetic import SyntheticConfig, generate_shop
 from ingest.tables import GraphTables
+from tests.gnn.tiny_bert import WORDS, tiny_bert
 
-_VOCAB = """
-steel stainless hex hexagon bolt bolts screw screws nut nuts washer glove gloves nitrile lab latex
-pipette tip tips tool tools hand pliers wrench brand category fasteners metal sheet safety red blue
-large small pack of box for with and the a in by made ideal
-"""
-WORDS = tuple(_VOCAB.split())
 SENTENCES = [
     "Stainless steel hex bolts, pack of 100.",
     "nitrile gloves",
@@ -46,34 +41,9 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
 
 
-def _tiny_bert(folder: Path, seed: int = 0) -> Path:
-    """A random BERT (hidden 32, 2 layers, 2 heads) with a word-level vocab, saved in ``folder``."""
-    import torch
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    vocab_dir = folder / "vocab"
-    vocab_dir.mkdir(parents=True)
-    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    (vocab_dir / "vocab.txt").write_text("\n".join([*special, *WORDS, ".", ",", ":"]) + "\n")
-    tokenizer = BertTokenizerFast.from_pretrained(vocab_dir, local_files_only=True)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        max_position_embeddings=64,
-    )
-    torch.manual_seed(seed)
-    model_dir = folder / "model"
-    BertModel(config).save_pretrained(model_dir)
-    tokenizer.save_pretrained(model_dir)
-    return model_dir
-
-
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+    return tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +157,7 @@ def test_fingerprint_follows_content_not_location(tiny_model: Path, tmp_path: Pa
     assert TextEncoder(tiny_model).model_fingerprint == fingerprint
     copy = shutil.copytree(tiny_model, tmp_path / "copy")
     assert TextEncoder(copy).model_fingerprint == fingerprint
-    other = _tiny_bert(tmp_path / "other", seed=1)
+    other = tiny_bert(tmp_path / "other", seed=1)
     assert TextEncoder(other).model_fingerprint != fingerprint
     keys = {
         TextEncoder(tiny_model).cache_key,

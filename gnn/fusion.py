@@ -1,0 +1,445 @@
+"""The fusion recommender: :class:`~gnn.model.FusionGNN` trained on a split, blended with the
+co-occurrence graph term, saved and loaded as ``config.json`` + ``model.safetensors``.
+
+Training (:meth:`FusionRecommender.fit`):
+
+* examples are next-item predictions along each user's train sequence: the item at position
+  ``t`` is the target, the (up to ``history_len``) items before it are the history. For a
+  split without chronology (``protocol != "leave_one_out"``) each sequence is shuffled every
+  epoch. ``examples_per_user`` caps the examples drawn per user and epoch;
+* loss: cross-entropy of the full softmax over all products (a ranking loss that uses every
+  item as a negative), with the history items of the example masked out;
+* early stopping on validation NDCG@10 of the model alone; the best epoch's weights are kept.
+
+Scoring: ``s(u, ·) = (1 - β) · softmax(model scores) + β · cooc(u, ·) / Σ cooc(u, ·)``, where
+``cooc`` is :class:`~gnn.baselines.cooccurrence.ItemCooccurrence` (counted on the train
+sequences) and ``β`` is chosen from ``config.blend_grid`` on the validation split only.
+``β = 0`` is the model alone. Both terms read the user's known history for the evaluated
+split, so a user's validation item feeds their test ranking without refitting.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from tqdm.auto import tqdm
+
+from gnn.device import device as resolve_device
+from gnn.device import seed_everything
+from gnn.model import FusionConfig, FusionGNN
+from gnn.splits import EvalOn, Split
+from ingest.tables import GraphTables
+
+__all__ = ["FORMAT_VERSION", "FusionRecommender", "history_matrix"]
+
+FORMAT_VERSION = 1
+_KG_RELATIONS_EXCLUDED = {"interacted", "rev_interacted", "followed_by", "rev_followed_by"}
+
+
+def history_matrix(histories: list[np.ndarray], length: int) -> np.ndarray:
+    """``(len(histories), length)`` int64: the last ``length`` items of each, latest first,
+    ``-1`` padded."""
+    out = np.full((len(histories), length), -1, np.int64)
+    for row, h in enumerate(histories):
+        recent = np.asarray(h, np.int64)[::-1][:length]
+        out[row, : recent.size] = recent
+    return out
+
+
+class FusionRecommender:
+    """Fusion GNN + co-occurrence blend, with the :class:`~gnn.evaluate.Scorer` contract.
+
+    Args:
+        tables: the canonical tables the graph is built from (``None`` only for :meth:`load`).
+        config: hyper-parameters; keyword arguments override its fields.
+        text: ``(n_products, d_text)`` text features in sorted product-id order, or ``None``.
+        kge: ``(n_products, d_kge)`` KG-embedding features in the same order, or ``None``.
+        feature_info: provenance of the features (saved with the model).
+        examples_per_user: most training examples per user and epoch (``None``: all).
+    """
+
+    name = "fusion"
+
+    def __init__(
+        self,
+        tables: GraphTables | None,
+        config: FusionConfig | None = None,
+        *,
+        text: np.ndarray | None = None,
+        kge: np.ndarray | None = None,
+        feature_info: dict[str, Any] | None = None,
+        examples_per_user: int | None = None,
+        **overrides: Any,
+    ) -> None:
+        self.config = replace(config or FusionConfig(), **overrides)
+        self.tables = tables
+        self.text = text if self.config.use_text else None
+        self.kge = kge if self.config.use_kge else None
+        if self.config.use_text and text is None:
+            raise ValueError("FusionRecommender: use_text is set but no text features given")
+        if self.config.use_kge and kge is None:
+            raise ValueError("FusionRecommender: use_kge is set but no KGE features given")
+        self.feature_info = dict(feature_info or {})
+        self.examples_per_user = examples_per_user
+        self.module: FusionGNN | None = None
+        self.features: torch.Tensor | None = None
+        self.edge_index: dict[tuple[str, str, str], torch.Tensor] = {}
+        self.node_ids: dict[str, list[str]] = {}
+        self.product_vectors: torch.Tensor | None = None
+        self.user_node_vectors: torch.Tensor | None = None
+        self.cooc: sp.csr_matrix | None = None
+        self.cooc_config: dict[str, Any] = {}
+        self.popularity: np.ndarray | None = None
+        self.blend = 0.0
+        self.ids_sha256 = ""
+        self.fit_info: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------------- fit
+    def fit(self, split: Split, *, seed: int = 0, show_progress: bool = True) -> FusionRecommender:
+        """Train on ``split`` (see the module docstring), then choose the blend weight.
+
+        Returns:
+            ``self``; ``fit_info`` holds the validation curve, best epoch, blend and timings.
+        """
+        from gnn.baselines.cooccurrence import ItemCooccurrence
+        from gnn.evaluate import evaluate
+        from gnn.graph import build_hetero
+
+        if self.tables is None:
+            raise RuntimeError("FusionRecommender.fit needs tables")
+        cfg = self.config
+        seed_everything(seed)
+        dev = resolve_device(cfg.device)
+        start = time.perf_counter()
+        data = build_hetero(
+            self.tables,
+            split,
+            interactions=cfg.use_interaction_edges or cfg.user_node,
+            transitions=cfg.use_transition_edges,
+            catalogue=cfg.use_kg_edges,
+            kg_triples=cfg.use_kg_edges,
+        )
+        self._setup(data, split, dev)
+        assert self.module is not None
+        graph_s = time.perf_counter() - start
+        cooc = ItemCooccurrence().fit(split, show_progress=False)
+        self.cooc, self.cooc_config = cooc.item_item, asdict(cooc.config)
+        self.popularity = cooc.popularity
+        opt = torch.optim.Adam(self.module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        rng = np.random.default_rng(seed)
+        valid_users = split.eval_users("valid")
+        if cfg.valid_users is not None and valid_users.size > cfg.valid_users:
+            valid_users = np.sort(rng.choice(valid_users, cfg.valid_users, replace=False))
+        sequential = split.meta.get("protocol") == "leave_one_out"
+        best, best_epoch, stale, best_state = -1.0, 0, 0, self._state()
+        curve: list[dict[str, float]] = []
+        epoch_s: list[float] = []
+        bar = tqdm(range(1, cfg.max_epochs + 1), desc="fusion", disable=not show_progress)
+        for epoch in bar:
+            t0 = time.perf_counter()
+            hist, target = self._examples(split, rng, shuffle=not sequential)
+            loss = self._epoch(hist, target, rng, opt, dev)
+            epoch_s.append(time.perf_counter() - t0)
+            if valid_users.size == 0 or epoch % cfg.eval_every:
+                bar.set_postfix(loss=f"{loss:.4f}")
+                curve.append({"epoch": epoch, "loss": loss})
+                continue
+            self._finish()
+            self.blend = 0.0
+            ndcg = evaluate(
+                self, split, on="valid", ks=(10,), users=valid_users, show_progress=False
+            )["ndcg@10"]
+            curve.append({"epoch": epoch, "loss": loss, "valid_ndcg@10": ndcg})
+            bar.set_postfix(loss=f"{loss:.4f}", ndcg10=f"{ndcg:.4f}", best=f"{max(best, ndcg):.4f}")
+            if ndcg > best:
+                best, best_epoch, stale, best_state = ndcg, epoch, 0, self._state()
+            else:
+                stale += 1
+                if stale >= cfg.patience:
+                    break
+        bar.close()
+        if valid_users.size == 0:
+            best_epoch, best_state = epoch, self._state()
+        self.module.load_state_dict(best_state)
+        self._finish()
+        blend_curve = self._choose_blend(split, valid_users)
+        self.ids_sha256 = split.ids_fingerprint()
+        self.fit_info = {
+            "seed": seed,
+            "epochs_run": epoch,
+            "best_epoch": best_epoch,
+            "best_valid_ndcg@10": best if valid_users.size else None,
+            "valid_users": int(valid_users.size),
+            "blend": self.blend,
+            "blend_curve": blend_curve,
+            "curve": curve,
+            "epoch_seconds_mean": float(np.mean(epoch_s)) if epoch_s else 0.0,
+            "graph_seconds": graph_s,
+            "seconds": time.perf_counter() - start,
+            "device": str(dev),
+            "split": {**split.meta, **split.stats()},
+        }
+        return self
+
+    def _setup(self, data: Any, split: Split, dev: torch.device) -> None:
+        cfg = self.config
+        edge_types = [
+            et
+            for et in data.edge_types
+            if (cfg.use_interaction_edges or "interacted" not in et[1])
+            and (cfg.use_transition_edges or "followed_by" not in et[1])
+            and (cfg.use_kg_edges or et[1] in _KG_RELATIONS_EXCLUDED)
+        ]
+        self.node_ids = {nt: list(data[nt].ids) for nt in data.node_types}
+        num_nodes = {nt: len(ids) for nt, ids in self.node_ids.items()}
+        self.edge_index = {et: data[et].edge_index.to(dev) for et in edge_types}
+        parts = [f for f in (self.text, self.kge) if f is not None]
+        feats = np.concatenate(parts, axis=1) if parts else None
+        self.features = torch.as_tensor(feats, device=dev) if feats is not None else None
+        width = 0 if feats is None else feats.shape[1]
+        self.module = FusionGNN(cfg, num_nodes, edge_types, width).to(dev)
+        self.shape = (split.n_users, split.n_items)
+
+    def _examples(
+        self, split: Split, rng: np.random.Generator, *, shuffle: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(history (N, L) latest first, -1 padded; (N, 2) [user, target])``."""
+        length = self.config.history_len
+        hists, targets = [], []
+        for user, seq in enumerate(split.train_sequences):
+            if seq.size < 2:
+                continue
+            if shuffle:
+                seq = rng.permutation(seq)
+            positions = np.arange(1, seq.size)
+            if self.examples_per_user is not None and positions.size > self.examples_per_user:
+                positions = rng.choice(positions, self.examples_per_user, replace=False)
+            for t in positions:
+                hists.append(seq[max(0, t - length) : t])
+                targets.append((user, seq[t]))
+        if not targets:
+            raise ValueError("FusionRecommender: no user has two train interactions")
+        return history_matrix(hists, length), np.asarray(targets, np.int64)
+
+    def _epoch(
+        self,
+        hist: np.ndarray,
+        target: np.ndarray,
+        rng: np.random.Generator,
+        opt: torch.optim.Optimizer,
+        dev: torch.device,
+    ) -> float:
+        assert self.module is not None
+        self.module.train()
+        perm = rng.permutation(target.shape[0])
+        hist_t = torch.as_tensor(hist[perm], device=dev)
+        target_t = torch.as_tensor(target[perm], device=dev)
+        total, bs = 0.0, self.config.batch_size
+        for lo in range(0, perm.size, bs):
+            h, t = hist_t[lo : lo + bs], target_t[lo : lo + bs]
+            x = self.module(self.features, self.edge_index)
+            users = x["user"][t[:, 0]] if self.config.user_node else None
+            u = self.module.user_vectors(x["product"], h, users)
+            logits = self.module.scores(u, x["product"])
+            rows = torch.arange(h.shape[0], device=dev).unsqueeze(1).expand_as(h)
+            seen = (h >= 0) & (h != t[:, 1:2])
+            logits = logits.index_put(
+                (rows[seen], h[seen]), torch.tensor(float("-inf"), device=dev)
+            )
+            loss = torch.nn.functional.cross_entropy(logits, t[:, 1])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.item() * h.shape[0]
+        return total / max(perm.size, 1)
+
+    def _state(self) -> dict[str, torch.Tensor]:
+        assert self.module is not None
+        return {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+
+    def _finish(self) -> None:
+        assert self.module is not None
+        self.module.eval()
+        with torch.no_grad():
+            x = self.module(self.features, self.edge_index)
+        self.product_vectors = x["product"].detach()
+        self.user_node_vectors = x["user"].detach() if self.config.user_node else None
+
+    def _choose_blend(self, split: Split, users: np.ndarray) -> list[tuple[float, float]]:
+        from gnn.evaluate import evaluate
+
+        if users.size == 0:
+            self.blend = 0.0
+            return []
+        results = []
+        for beta in self.config.blend_grid:
+            self.blend = beta
+            ndcg = evaluate(self, split, on="valid", ks=(10,), users=users, show_progress=False)
+            results.append((beta, ndcg["ndcg@10"]))
+        self.blend = max(results, key=lambda r: (r[1], -r[0]))[0]
+        return results
+
+    # ------------------------------------------------------------------------ score
+    def score(self, user_indices: np.ndarray, split: Split, on: EvalOn) -> torch.Tensor:
+        """``(len(user_indices), n_items)`` blended scores from ``split.history(on)``."""
+        if (split.n_users, split.n_items) != self.shape:
+            raise ValueError(
+                f"fusion model was fitted on {self.shape} users x items, "
+                f"the split has {(split.n_users, split.n_items)}"
+            )
+        history = split.history(on)
+        idx = np.asarray(user_indices, np.int64)
+        return self.score_histories([history[u] for u in idx], user_indices=idx)
+
+    def score_histories(
+        self, histories: list[np.ndarray], *, user_indices: np.ndarray | None = None
+    ) -> torch.Tensor:
+        """Blended scores ``(len(histories), n_items)`` of users given by their item histories
+        (item indices, oldest first). ``user_indices`` adds known users' node vectors when the
+        model uses them; a new user is just a history."""
+        if self.module is None or self.product_vectors is None:
+            raise RuntimeError("FusionRecommender.score before fit or load")
+        dev = self.product_vectors.device
+        hist = torch.as_tensor(history_matrix(histories, self.config.history_len), device=dev)
+        nodes = None
+        if self.user_node_vectors is not None and user_indices is not None:
+            nodes = self.user_node_vectors[torch.as_tensor(user_indices, device=dev)]
+        with torch.no_grad():
+            u = self.module.user_vectors(self.product_vectors, hist, nodes)
+            probs = torch.softmax(self.module.scores(u, self.product_vectors), dim=1)
+        if self.blend == 0.0:
+            return probs
+        return (1 - self.blend) * probs + self.blend * self._cooc_probs(histories, dev)
+
+    def _cooc_probs(self, histories: list[np.ndarray], dev: torch.device) -> torch.Tensor:
+        assert self.cooc is not None and self.popularity is not None
+        n_recent = int(self.cooc_config.get("n_recent", 5))
+        decay = float(self.cooc_config.get("recency_decay", 0.8))
+        pop_w = float(self.cooc_config.get("popularity_weight", 1e-6))
+        recent = [np.asarray(h, np.int64)[::-1][:n_recent] for h in histories]
+        sizes = np.fromiter((r.size for r in recent), np.int64, len(recent))
+        cols = np.concatenate([*recent, np.zeros(0, np.int64)])
+        rows = np.repeat(np.arange(len(recent)), sizes)
+        steps = np.arange(cols.size) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        votes = sp.csr_matrix((decay**steps, (rows, cols)), shape=(len(recent), self.cooc.shape[0]))
+        scores = (votes @ self.cooc).toarray() + pop_w * self.popularity[None, :] + 1e-12
+        scores /= scores.sum(axis=1, keepdims=True)
+        return torch.as_tensor(scores, dtype=torch.float32, device=dev)
+
+    # ------------------------------------------------------------------- save / load
+    def save(self, folder: str | Path) -> Path:
+        """Write ``config.json``, ``model.safetensors`` and ``id_maps.json`` to ``folder``."""
+        from safetensors.torch import save_file
+
+        from kg.versions import library_versions
+
+        if self.module is None or self.product_vectors is None or self.cooc is None:
+            raise RuntimeError("FusionRecommender.save before fit")
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        tensors = {f"module.{k}": v.cpu().contiguous() for k, v in self._state().items()}
+        tensors["product_vectors"] = self.product_vectors.cpu().contiguous()
+        if self.user_node_vectors is not None:
+            tensors["user_node_vectors"] = self.user_node_vectors.cpu().contiguous()
+        if self.features is not None:
+            tensors["features"] = self.features.cpu().contiguous()
+        for i, ei in enumerate(self.edge_index.values()):
+            tensors[f"edge_index.{i}"] = ei.cpu().contiguous()
+        cooc = self.cooc.tocsr()
+        tensors["cooc.indptr"] = torch.as_tensor(cooc.indptr.astype(np.int64))
+        tensors["cooc.indices"] = torch.as_tensor(cooc.indices.astype(np.int64))
+        tensors["cooc.data"] = torch.as_tensor(cooc.data.astype(np.float64))
+        assert self.popularity is not None
+        tensors["popularity"] = torch.as_tensor(self.popularity.astype(np.float64))
+        tmp = folder / "model.safetensors.tmp"
+        save_file(tensors, str(tmp))
+        tmp.replace(folder / "model.safetensors")
+        (folder / "id_maps.json").write_text(json.dumps(self.node_ids))
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "model": self.name,
+            "config": asdict(self.config),
+            "edge_types": [list(et) for et in self.edge_index],
+            "feature_dim": 0 if self.features is None else int(self.features.shape[1]),
+            "features": self.feature_info,
+            "n_users": self.shape[0],
+            "n_items": self.shape[1],
+            "ids_sha256": self.ids_sha256,
+            "blend": self.blend,
+            "cooccurrence": self.cooc_config,
+            "fit": self.fit_info,
+            "versions": library_versions(),
+        }
+        (folder / "config.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path, *, device: str | None = None) -> FusionRecommender:
+        """Read a model written by :meth:`save`; no tables or retraining needed.
+
+        Raises:
+            ValueError: the folder holds another model or format version.
+        """
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        path = folder / "config.json"
+        meta = json.loads(path.read_text())
+        if meta.get("model") != cls.name or meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"{path}: model {meta.get('model')!r} format {meta.get('format_version')!r}; "
+                f"FusionRecommender reads model {cls.name!r} format {FORMAT_VERSION}"
+            )
+        known = {f.name for f in fields(FusionConfig)}
+        config = FusionConfig(**{k: v for k, v in meta["config"].items() if k in known})
+        if device is not None:
+            config = replace(config, device=device)
+        dev = resolve_device(config.device)
+        tensors = load_file(str(folder / "model.safetensors"), device=str(dev))
+        self = cls.__new__(cls)
+        FusionRecommender.__init__(
+            self,
+            None,
+            replace(config, use_text=False, use_kge=False, use_id=True),
+            feature_info=meta.get("features"),
+        )
+        self.config = config
+        self.node_ids = json.loads((folder / "id_maps.json").read_text())
+        edge_types = [tuple(et) for et in meta["edge_types"]]
+        self.edge_index = {et: tensors[f"edge_index.{i}"] for i, et in enumerate(edge_types)}
+        self.features = tensors.get("features")
+        num_nodes = {nt: len(ids) for nt, ids in self.node_ids.items()}
+        self.module = FusionGNN(config, num_nodes, edge_types, int(meta["feature_dim"])).to(dev)
+        self.module.load_state_dict(
+            {k[len("module.") :]: v for k, v in tensors.items() if k.startswith("module.")}
+        )
+        self.module.eval()
+        self.product_vectors = tensors["product_vectors"]
+        self.user_node_vectors = tensors.get("user_node_vectors")
+        n = int(meta["n_items"])
+        self.cooc = sp.csr_matrix(
+            (
+                tensors["cooc.data"].cpu().numpy(),
+                tensors["cooc.indices"].cpu().numpy(),
+                tensors["cooc.indptr"].cpu().numpy(),
+            ),
+            shape=(n, n),
+        )
+        self.popularity = tensors["popularity"].cpu().numpy()
+        self.cooc_config = meta["cooccurrence"]
+        self.blend = float(meta["blend"])
+        self.shape = (int(meta["n_users"]), n)
+        self.ids_sha256 = meta["ids_sha256"]
+        self.fit_info = meta.get("fit", {})
+        return self
+
+    def matches(self, split: Split) -> bool:
+        """Whether ``split`` has the user and item ids this model was fitted on."""
+        return split.ids_fingerprint() == self.ids_sha256
