@@ -1,0 +1,105 @@
+"""Top-k selection and :class:`~kg.query.types.Recommendation` records (internal)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from kg.query.types import GraphPath, Recommendation
+
+if TYPE_CHECKING:
+    from kg.query.recommender import Recommender
+
+__all__ = ["build", "top_k"]
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` best finite ``scores``, best first (ties: lower index first).
+
+    Products left out carry ``-inf``; fewer than ``k`` come back when fewer are finite.
+    """
+    n = scores.size
+    k = min(k, n)
+    if k < n:
+        part = np.argpartition(scores, n - k)[n - k :]
+        cut = scores[part].min()
+        if np.isfinite(cut):  # ties at the cut: the lowest indices, whatever the partition
+            above = part[scores[part] > cut]
+            part = np.concatenate([above, np.flatnonzero(scores == cut)[: k - above.size]])
+    else:
+        part = np.arange(n)
+    part = part[np.isfinite(scores[part])]
+    return part[np.lexsort((part, -scores[part]))]
+
+
+def build(
+    rec: Recommender,
+    top: np.ndarray,
+    total: np.ndarray,
+    parts: Mapping[str, np.ndarray],
+    mode: str,
+    query: str | None,
+    paths: Sequence[GraphPath | None] | None,
+    *,
+    level: int | None = None,
+) -> list[Recommendation]:
+    """One record per product of ``top``, ranked 1.. in that order.
+
+    Args:
+        rec: the recommender (for ids and names).
+        top: product indices, best first.
+        total: ``(P,)`` scores.
+        parts: the weighted score terms at ``top``, by name (each ``(len(top),)``).
+        mode: ``"related"``, ``"recommend"`` or ``"cross_category"`` (wording of reasons).
+        query: the query product id (``related``) or user id.
+        paths: one path (or ``None``) per result, or ``None``.
+        level: the tree level of a cross-category query.
+    """
+    ix = rec.index
+    out = []
+    for rank, j in enumerate(top.tolist(), start=1):
+        terms = {name: float(values[rank - 1]) for name, values in parts.items()}
+        positive = [n for n in terms if terms[n] > 0]
+        term = max(positive, key=lambda n: terms[n]) if positive else None
+        reason = _reason(rec, mode, term, j, query)
+        if level is not None:
+            a = int(ix.cat_path[ix.leaf[j], level - 1])
+            reason = f"new to you at level {level}: {ix.category_names[a] or ix.category_ids[a]}; {reason}"
+        leaf, brand = int(ix.leaf[j]), int(ix.brand[j])
+        out.append(
+            Recommendation(
+                product_id=ix.product_ids[j],
+                score=float(total[j]),
+                rank=rank,
+                reason=reason,
+                title=ix.titles[j],
+                category_id=ix.category_ids[leaf] if leaf < ix.n_categories else None,
+                brand_id=ix.brand_ids[brand] if brand < ix.n_brands else None,
+                path=None if paths is None else paths[rank - 1],
+                terms=terms,
+            )
+        )
+    return out
+
+
+def _reason(rec: Recommender, mode: str, term: str | None, j: int, query: str | None) -> str:
+    ix = rec.index
+    if term is None:
+        return "no positive score term (ranked last by the score)"
+    if term == "vector":
+        return "similar in the fused embedding"
+    if term == "co_interaction":
+        return f"often bought with {query}"
+    if term == "model":
+        return "fits the recent history (fusion model)"
+    if term == "brand":
+        b = int(ix.brand[j])
+        name = ix.brand_names[b] or ix.brand_ids[b]
+        return f"same brand: {name}" if mode == "related" else f"a brand of the history: {name}"
+    leaf = int(ix.leaf[j])
+    name = ix.category_names[leaf] or ix.category_ids[leaf]
+    if mode == "related":
+        return f"same or nearby category: {name}"
+    return f"close to the history's categories: {name}"

@@ -1,0 +1,263 @@
+"""Short typed graph paths from a user's history (or one product) to a product.
+
+The kinds of path, their weights and their length limit are stated in :mod:`kg.query.scoring`.
+:func:`find_paths` works on arrays: the co-occurrence column of the target product is looked
+up once, the history items are matched against it (and against each other's rows for two-hop
+paths), and only the chosen paths are turned into :class:`~kg.query.types.GraphPath` records.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from kg.query.index import GraphIndex
+from kg.query.scoring import ScoreWeights
+from kg.query.types import GraphPath, PathNode, PathStep
+
+__all__ = ["CoocIndex", "PathSearch", "find_paths"]
+
+
+@dataclass(frozen=True, eq=False)
+class CoocIndex:
+    """The model's co-occurrence matrix, by rows and by columns, rescaled per row.
+
+    ``co(i, j) = C[i, j] / max_j' C[i, j']`` (see :mod:`kg.query.scoring`).
+
+    Args:
+        matrix: ``(P, P)`` co-occurrence matrix (any scipy sparse format).
+    """
+
+    matrix: sp.spmatrix
+    csr: sp.csr_matrix = field(init=False)
+    csc: sp.csc_matrix = field(init=False)
+
+    def __post_init__(self) -> None:
+        csr = sp.csr_matrix(self.matrix, dtype=np.float64)
+        csr.eliminate_zeros()
+        row_max = np.zeros(csr.shape[0], np.float64)
+        nonempty = np.diff(csr.indptr) > 0
+        row_max[nonempty] = np.maximum.reduceat(csr.data, csr.indptr[:-1][nonempty])
+        scale = np.divide(1.0, row_max, out=np.zeros_like(row_max), where=row_max > 0)
+        scaled = sp.diags(scale) @ csr
+        scaled = sp.csr_matrix(scaled, dtype=np.float32)
+        scaled.sort_indices()
+        csc = scaled.tocsc()
+        csc.sort_indices()
+        object.__setattr__(self, "csr", scaled)
+        object.__setattr__(self, "csc", csc)
+
+    def row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(products j, co(i, j))`` with ``C[i, j] > 0``, ``j`` ascending."""
+        lo, hi = self.csr.indptr[i], self.csr.indptr[i + 1]
+        return self.csr.indices[lo:hi], self.csr.data[lo:hi]
+
+    def column(self, j: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(products x, co(x, j))`` with ``C[x, j] > 0``, ``x`` ascending."""
+        lo, hi = self.csc.indptr[j], self.csc.indptr[j + 1]
+        return self.csc.indices[lo:hi], self.csc.data[lo:hi]
+
+    def dense_row(self, i: int) -> np.ndarray:
+        """``(P,)`` float32 ``co(i, ·)``."""
+        out = np.zeros(self.csr.shape[1], np.float32)
+        idx, val = self.row(i)
+        out[idx] = val
+        return out
+
+
+_KIND_ORDER = ("co_interaction", "brand", "category", "co_interaction_2hop")
+_Found = tuple[float, str, int, int]  # weight, kind, source position, payload
+
+
+class PathSearch:
+    """Paths from one set of sources (a history) to any number of targets.
+
+    What depends on the sources only (their brands, category paths, recency weights and the
+    co-occurrence rows of the two-hop sources) is gathered once here; :meth:`paths` then does
+    a few vectorised lookups per target.
+
+    Args:
+        index: the graph index.
+        cooc: the co-occurrence index.
+        weights: term weights and the recency decay ``γ``.
+        sources: product indices, latest first (a user's history reversed, or one product).
+        user: prepend ``(User user)-[:INTERACTED]->`` to every path, when given.
+        max_hops: most relationships between a source product and a target.
+        two_hop_sources: latest sources searched for two-hop co-interaction paths.
+        two_hop_fanout: the intermediate product ``x`` of a two-hop path is among the
+            ``two_hop_fanout`` strongest co-interaction neighbours of its source.
+    """
+
+    def __init__(
+        self,
+        index: GraphIndex,
+        cooc: CoocIndex,
+        weights: ScoreWeights,
+        sources: np.ndarray,
+        *,
+        user: str | None = None,
+        max_hops: int = 4,
+        two_hop_sources: int = 10,
+        two_hop_fanout: int = 32,
+    ) -> None:
+        self.index, self.cooc, self.weights = index, cooc, weights
+        self.src = np.asarray(sources, np.int64)
+        self.user = user
+        self.max_hops = max_hops
+        self.decay = weights.recency_decay ** np.arange(self.src.size, dtype=np.float64)
+        self.brand = index.brand[self.src]
+        self.leaf = index.leaf[self.src]
+        self.path = index.cat_path[self.leaf]
+        self.depth = index.cat_depth[self.leaf]
+        rows = [_strongest(*cooc.row(int(h)), two_hop_fanout) for h in self.src[:two_hop_sources]]
+        self.mid = np.concatenate([r[0] for r in rows] + [np.zeros(0, np.int32)])
+        self.mid_co = np.concatenate([r[1] for r in rows] + [np.zeros(0, np.float32)])
+        sizes = [r[0].size for r in rows]
+        self.mid_src = np.repeat(np.arange(len(rows)), sizes)
+
+    def paths(self, target: int, max_paths: int = 3) -> list[GraphPath]:
+        """Up to ``max_paths`` strongest paths to product ``target``, strongest first.
+
+        The best path of each kind comes first, then the next best of any kind (see
+        :mod:`kg.query.scoring` for kinds and weights); empty when nothing links them.
+        """
+        ix, w, src = self.index, self.weights, self.src
+        keep = src != target
+        found: list[_Found] = []
+        col_rows, col_vals = self.cooc.column(target)
+        co_on = w.co_interaction > 0 and col_rows.size > 0
+        if co_on:
+            pos = np.minimum(np.searchsorted(col_rows, src), col_rows.size - 1)
+            for k in np.flatnonzero(keep & (col_rows[pos] == src)):
+                co = float(col_vals[pos[k]])
+                found.append((self.decay[k] * w.co_interaction * co, "co_interaction", int(k), -1))
+        b = int(ix.brand[target])
+        if w.brand > 0 and b < ix.n_brands:
+            for k in np.flatnonzero(keep & (self.brand == b)):
+                found.append((self.decay[k] * w.brand, "brand", int(k), b))
+        leaf = int(ix.leaf[target])
+        if w.category > 0 and leaf < ix.n_categories and src.size:
+            ref = ix.cat_path[leaf]
+            shared = ((self.path == ref) & (ref >= 0)).sum(axis=1)
+            d_t = int(ix.cat_depth[leaf])
+            hops = 2 + (self.depth - shared) + (d_t - shared)
+            strength = shared / np.maximum(self.depth, d_t)
+            for k in np.flatnonzero(keep & (shared >= 1) & (hops <= self.max_hops)):
+                found.append((self.decay[k] * w.category * strength[k], "category", int(k), -1))
+        if co_on and self.mid.size:
+            found += self._two_hop(target, col_rows, col_vals, keep)
+        return [self._build(target, *c) for c in _choose(found, max_paths)]
+
+    def _two_hop(
+        self, target: int, col_rows: np.ndarray, col_vals: np.ndarray, keep: np.ndarray
+    ) -> list[_Found]:
+        """Best ``h -> x -> target`` path of each two-hop source: ``γ^k w_co co(h,x) co(x,t)``."""
+        pos = np.minimum(np.searchsorted(col_rows, self.mid), col_rows.size - 1)
+        hit = (col_rows[pos] == self.mid) & (self.mid != target) & keep[self.mid_src]
+        hit &= self.mid != self.src[self.mid_src]
+        if not hit.any():
+            return []
+        k_of = self.mid_src[hit]
+        weight = (
+            self.decay[k_of] * self.weights.co_interaction * self.mid_co[hit] * col_vals[pos[hit]]
+        )
+        order = np.lexsort((-weight, k_of))  # by source, strongest first
+        first = np.unique(k_of[order], return_index=True)[1]
+        mids = self.mid[hit][order][first]
+        return [
+            (float(wt), "co_interaction_2hop", int(k), int(x))
+            for wt, k, x in zip(weight[order][first], k_of[order][first], mids, strict=True)
+        ]
+
+    def _build(self, target: int, weight: float, kind: str, k: int, payload: int) -> GraphPath:
+        return _build(self.index, self.src, target, self.user, weight, kind, k, payload)
+
+
+def find_paths(
+    index: GraphIndex,
+    cooc: CoocIndex,
+    weights: ScoreWeights,
+    sources: np.ndarray,
+    target: int,
+    *,
+    user: str | None = None,
+    max_paths: int = 3,
+    max_hops: int = 4,
+) -> list[GraphPath]:
+    """The strongest paths from ``sources`` (latest first) to ``target``; see :class:`PathSearch`."""
+    search = PathSearch(index, cooc, weights, sources, user=user, max_hops=max_hops)
+    return search.paths(target, max_paths)
+
+
+def _strongest(idx: np.ndarray, val: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n`` largest entries of a sparse row (all when it has fewer)."""
+    if idx.size <= n:
+        return idx, val
+    keep = np.argpartition(val, idx.size - n)[idx.size - n :]
+    return idx[keep], val[keep]
+
+
+def _choose(found: list[_Found], max_paths: int) -> list[_Found]:
+    """Best of each kind first, then the next best of any kind; ordered by weight."""
+    ranked = sorted(found, key=lambda c: (-c[0], _KIND_ORDER.index(c[1]), c[2]))
+    chosen: list[_Found] = []
+    kinds: set[str] = set()
+    for c in ranked:
+        if c[1] not in kinds and len(chosen) < max_paths:
+            chosen.append(c)
+            kinds.add(c[1])
+    for c in ranked:
+        if len(chosen) >= max_paths:
+            break
+        if c not in chosen:
+            chosen.append(c)
+    return sorted(chosen, key=lambda c: (-c[0], _KIND_ORDER.index(c[1]), c[2]))
+
+
+def _product(index: GraphIndex, i: int) -> PathNode:
+    return PathNode("Product", index.product_ids[i], index.titles[i])
+
+
+def _category(index: GraphIndex, c: int) -> PathNode:
+    return PathNode("Category", index.category_ids[c], index.category_names[c])
+
+
+def _build(
+    index: GraphIndex,
+    src: np.ndarray,
+    target: int,
+    user: str | None,
+    weight: float,
+    kind: str,
+    k: int,
+    payload: int,
+) -> GraphPath:
+    h = _product(index, int(src[k]))
+    j = _product(index, target)
+    steps: list[PathStep] = []
+    if user is not None:
+        steps.append(PathStep("INTERACTED", PathNode("User", user), h))
+    if kind == "co_interaction":
+        steps.append(PathStep("CO_INTERACTED", h, j))
+    elif kind == "co_interaction_2hop":
+        x = _product(index, payload)
+        steps += [PathStep("CO_INTERACTED", h, x), PathStep("CO_INTERACTED", x, j)]
+    elif kind == "brand":
+        b = PathNode("Brand", index.brand_ids[payload], index.brand_names[payload])
+        steps += [PathStep("MADE_BY", h, b), PathStep("MADE_BY", b, j, forward=False)]
+    else:
+        up = index.cat_path[index.leaf[src[k]]]
+        down = index.cat_path[index.leaf[target]]
+        shared = int(((up == down) & (down >= 0)).sum())
+        ups = [_category(index, int(c)) for c in up[up >= 0][shared - 1 :][::-1]]
+        downs = [_category(index, int(c)) for c in down[down >= 0][shared - 1 :]]
+        steps.append(PathStep("IN_CATEGORY", h, ups[0]))
+        steps += [PathStep("SUBCATEGORY_OF", a, b) for a, b in itertools.pairwise(ups)]
+        steps += [
+            PathStep("SUBCATEGORY_OF", a, b, forward=False) for a, b in itertools.pairwise(downs)
+        ]
+        steps.append(PathStep("IN_CATEGORY", downs[-1], j, forward=False))
+    return GraphPath(tuple(steps), float(weight), kind)

@@ -1,0 +1,378 @@
+""":class:`Recommender`: the query layer's one entry point (Python API of the CLI and HTTP API).
+
+    from kg.query import Recommender
+
+    rec = Recommender.load("runs/fusion", "tables/")
+    rec.related("p1", k=10)
+    rec.recommend("u7", k=10)                 # or rec.recommend(["p1", "p9"]) for a new user
+    rec.cross_category("u7", k=10, level=1)
+    rec.explain("u7", "p42")
+
+Everything a query needs is indexed in numpy at load (:mod:`kg.query.index`); each call does a
+few vectorised passes over the products and an ``argpartition``. Scores: :mod:`kg.query.scoring`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from kg.query import _results as results
+from kg.query.cold_start import NewProductEncoder
+from kg.query.index import build_index
+from kg.query.model_scores import ModelScorer
+from kg.query.paths import CoocIndex, PathSearch
+from kg.query.scoring import Parts, ScoreWeights, related_scores, user_scores
+from kg.query.types import GraphPath, Recommendation, UnknownIdError
+
+if TYPE_CHECKING:
+    from gnn.fusion import FusionRecommender
+    from ingest.tables import GraphTables
+    from kg.neo4j.settings import Neo4jSettings
+
+__all__ = ["Recommender"]
+
+UserRef = str | Sequence[str]
+
+
+class Recommender:
+    """Related, personalised and cross-category products with graph-path explanations.
+
+    Args:
+        model: a fitted or loaded :class:`~gnn.fusion.FusionRecommender`.
+        tables: the graph; its products must be the model's products.
+        weights: score weights (default :class:`ScoreWeights`).
+        text_model: BERT folder for new products (default: the model's text encoder).
+        text_cache: text cache root for new products (default ``~/.kgrec/cache/text``).
+        explain_history: latest history items paths are searched from.
+
+    Raises:
+        ValueError: the tables' products differ from the model's.
+    """
+
+    def __init__(
+        self,
+        model: FusionRecommender,
+        tables: GraphTables,
+        *,
+        weights: ScoreWeights | None = None,
+        text_model: str | Path | None = None,
+        text_cache: str | Path | None = None,
+        explain_history: int = 50,
+    ) -> None:
+        if model.product_vectors is None or model.cooc is None:
+            raise ValueError("Recommender needs a fitted or loaded FusionRecommender")
+        self.model = model
+        self.weights = weights or ScoreWeights()
+        self.index = build_index(tables, model.node_ids["product"])
+        raw = model.product_vectors.detach().cpu().numpy().astype(np.float32)
+        norms = np.linalg.norm(raw, axis=1, keepdims=True)
+        self.vectors = np.ascontiguousarray(np.divide(raw, norms, where=norms > 0, out=raw))
+        self.cooc = CoocIndex(model.cooc)
+        self.scorer = ModelScorer(model)
+        self.explain_history = explain_history
+        self._model_users = {u: i for i, u in enumerate(model.node_ids.get("user", []))}
+        features = None if model.features is None else model.features.cpu().numpy()
+        self.new_products = NewProductEncoder(
+            self.index,
+            self.vectors,
+            tables,
+            feature_info=model.feature_info,
+            features=features,
+            text_model=text_model,
+            text_cache=text_cache,
+        )
+
+    @classmethod
+    def load(
+        cls,
+        run_folder: str | Path,
+        tables: GraphTables | str | Path | None = None,
+        *,
+        neo4j: Neo4jSettings | None = None,
+        device: str = "cpu",
+        weights: ScoreWeights | None = None,
+        text_model: str | Path | None = None,
+        text_cache: str | Path | None = None,
+        show_progress: bool = False,
+    ) -> Recommender:
+        """Load a fusion run folder and its graph.
+
+        Args:
+            run_folder: what ``kgrec train`` wrote (``config.json``, ``model.safetensors``...).
+            tables: the graph, or a folder of saved tables; ``None`` with ``neo4j`` given
+                exports it from that Neo4j.
+            neo4j: where to export the graph from when ``tables`` is ``None``.
+            device: torch device of the model.
+            weights, text_model, text_cache: see :class:`Recommender`.
+            show_progress: progress bars of the Neo4j export.
+
+        Raises:
+            ValueError: neither tables nor Neo4j settings given, or other products than the
+                model's.
+        """
+        from gnn.fusion import FusionRecommender
+        from ingest.tables import GraphTables
+
+        if tables is None:
+            if neo4j is None:
+                raise ValueError("Recommender.load needs tables (or a folder) or Neo4j settings")
+            from ingest.neo4j_export import export_graph
+            from kg.neo4j.driver import open_driver
+
+            with open_driver(neo4j) as driver:
+                tables = export_graph(driver, database=neo4j.database, show_progress=show_progress)
+        elif not isinstance(tables, GraphTables):
+            tables = GraphTables.load(tables)
+        model = FusionRecommender.load(run_folder, device=device)
+        return cls(model, tables, weights=weights, text_model=text_model, text_cache=text_cache)
+
+    # ------------------------------------------------------------------ lookups
+    @property
+    def n_products(self) -> int:
+        """Number of products."""
+        return self.index.n_products
+
+    def _product(self, product_id: str) -> int:
+        i = self.index.product_index.get(product_id)
+        if i is None:
+            raise UnknownIdError("product", product_id)
+        return i
+
+    def _check_k(self, k: int, name: str = "k") -> None:
+        if isinstance(k, bool) or not isinstance(k, int | np.integer):
+            raise ValueError(f"{name} must be an integer, got {k!r}")
+        if not 1 <= k <= self.n_products:
+            raise ValueError(f"{name} must be between 1 and {self.n_products}, got {k}")
+
+    def _history(self, user: UserRef) -> tuple[np.ndarray, str | None]:
+        """``(product indices oldest first, user id or None for a new user)``."""
+        if isinstance(user, str):
+            u = self.index.user_index.get(user)
+            if u is None:
+                raise UnknownIdError("user", user)
+            return self.index.history(u).astype(np.int64), user
+        items = [self._product(p) for p in user]
+        if not items:
+            raise ValueError("a new user needs at least one product id")
+        return np.asarray(items, np.int64), None
+
+    def _blocked(self, exclude: Iterable[str], seen: np.ndarray | None = None) -> np.ndarray:
+        """Product indices to leave out: ``exclude`` (ids) and ``seen``."""
+        blocked = np.asarray([self._product(p) for p in exclude], np.int64)
+        return blocked if seen is None else np.concatenate([blocked, seen])
+
+    def _brand(self, brand_id: str) -> int:
+        b = self.index.brand_index.get(brand_id)
+        if b is None:
+            raise UnknownIdError("brand", brand_id)
+        return b
+
+    def _category(self, category_id: str) -> int:
+        c = self.index.category_index.get(category_id)
+        if c is None:
+            raise UnknownIdError("category", category_id)
+        return c
+
+    # ------------------------------------------------------------------ queries
+    def related(
+        self,
+        product_id: str,
+        k: int = 10,
+        *,
+        same_category: bool | None = None,
+        exclude: Iterable[str] = (),
+        with_paths: bool = False,
+    ) -> list[Recommendation]:
+        """Products related to ``product_id`` by the related score (:mod:`kg.query.scoring`).
+
+        Args:
+            product_id: the product.
+            k: most results, ``1 <= k <= n_products``.
+            same_category: ``True``: only its leaf category; ``False``: only other leaves
+                (and products without a category); ``None``: both.
+            exclude: product ids to leave out (the product itself always is).
+            with_paths: attach the strongest graph path from the product to each result.
+        """
+        i = self._product(product_id)
+        self._check_k(k)
+        ix = self.index
+        leaf = int(ix.leaf[i])
+        total, parts = related_scores(
+            ix,
+            self.weights,
+            self.vectors @ self.vectors[i],
+            brand=int(ix.brand[i]),
+            category=leaf,
+            co=self.cooc.row(i),
+        )
+        total[self._blocked(exclude, np.array([i]))] = -np.inf
+        if same_category is not None:
+            same = np.zeros(ix.n_categories + 1, bool)
+            same[leaf] = leaf < ix.n_categories
+            total += np.where(same == same_category, 0.0, -np.inf).astype(np.float32)[ix.leaf]
+        top = results.top_k(total, k)
+        paths = self._paths(np.array([i]), top, None) if with_paths else None
+        return results.build(self, top, total, parts(top), "related", product_id, paths)
+
+    def recommend(
+        self,
+        user: UserRef,
+        k: int = 10,
+        *,
+        exclude_seen: bool = True,
+        categories: Sequence[str] | None = None,
+        exclude: Iterable[str] = (),
+        with_paths: bool = False,
+    ) -> list[Recommendation]:
+        """Personalised products for a user id, or for a new user given as product ids.
+
+        Args:
+            user: a user id, or a list of product ids oldest first (a new user).
+            k: most results, ``1 <= k <= n_products``.
+            exclude_seen: leave out the products in the user's history.
+            categories: keep only products under any of these category ids (any level).
+            exclude: product ids to leave out.
+            with_paths: attach the strongest path from the history to each result.
+        """
+        history, user_id = self._history(user)
+        self._check_k(k)
+        keep = None
+        if categories is not None:
+            keep = self.index.under([self._category(c) for c in categories])
+        total, parts = self._user_scores(history, user_id)
+        total[self._blocked(exclude, history if exclude_seen else None)] = -np.inf
+        if keep is not None:
+            total += np.where(keep, 0.0, -np.inf).astype(np.float32)[self.index.leaf]
+        top = results.top_k(total, k)
+        paths = self._paths(history, top, user_id) if with_paths else None
+        return results.build(self, top, total, parts(top), "recommend", user_id, paths)
+
+    def cross_category(
+        self, user: UserRef, k: int = 10, *, level: int = 1, exclude: Iterable[str] = ()
+    ) -> list[Recommendation]:
+        """Personalised products from level-``level`` categories the user has no item in.
+
+        Each result carries the strongest path from the user's history (``None`` when no path
+        within the length limit links them; see :mod:`kg.query.scoring`).
+
+        Args:
+            user: a user id, or a list of product ids (a new user).
+            k: most results, ``1 <= k <= n_products``.
+            level: the tree level compared (1 = top-level departments).
+            exclude: product ids to leave out.
+
+        Raises:
+            ValueError: ``level`` is not a level of the tree.
+        """
+        history, user_id = self._history(user)
+        self._check_k(k)
+        ix = self.index
+        ancestor = ix.ancestor_at(level)
+        mine = np.unique(ancestor[ix.leaf[history]])
+        fresh = (ancestor >= 0) & ~np.isin(ancestor, mine[mine >= 0])
+        total, parts = self._user_scores(history, user_id)
+        total[self._blocked(exclude, history)] = -np.inf
+        total += np.where(fresh, 0.0, -np.inf).astype(np.float32)[ix.leaf]
+        top = results.top_k(total, k)
+        paths = self._paths(history, top, user_id)
+        return results.build(
+            self, top, total, parts(top), "cross_category", user_id, paths, level=level
+        )
+
+    def explain(self, user: UserRef, product_id: str, max_paths: int = 3) -> list[GraphPath]:
+        """Typed graph paths from the user's history to ``product_id``, strongest first.
+
+        Args:
+            user: a user id, or a list of product ids (a new user: paths start at a product).
+            product_id: the product to explain.
+            max_paths: most paths (>= 1).
+
+        Returns:
+            up to ``max_paths`` paths (see :mod:`kg.query.scoring` for kinds and weights);
+            empty when no short path links them.
+        """
+        history, user_id = self._history(user)
+        j = self._product(product_id)
+        if max_paths < 1:
+            raise ValueError(f"max_paths must be >= 1, got {max_paths}")
+        return self._search(history, user_id).paths(j, max_paths)
+
+    def related_to_new_product(
+        self,
+        title: str,
+        description: str | None = None,
+        *,
+        category_id: str | None = None,
+        brand_id: str | None = None,
+        k: int = 10,
+        same_category: bool | None = None,
+    ) -> list[Recommendation]:
+        """Catalogue products related to a product that is not in the graph (cold start).
+
+        The new product's vector comes from :meth:`new_product_vector`; the ranking is the
+        related score without the co-interaction term (it has no interactions).
+
+        Args:
+            title: the new product's title.
+            description: its description.
+            category_id: its category (any level), or ``None``.
+            brand_id: its brand, or ``None``.
+            k: most results, ``1 <= k <= n_products``.
+            same_category: ``True``/``False``: only products under / outside ``category_id``.
+        """
+        self._check_k(k)
+        if same_category is not None and category_id is None:
+            raise ValueError("same_category needs a category_id")
+        v, _, category, brand = self._new_vector(title, description, category_id, brand_id)
+        ix = self.index
+        total, parts = related_scores(
+            ix, self.weights, self.vectors @ v, brand=brand, category=category
+        )
+        if same_category is not None and category is not None:
+            under = ix.under([category])
+            total += np.where(under == same_category, 0.0, -np.inf).astype(np.float32)[ix.leaf]
+        top = results.top_k(total, k)
+        return results.build(self, top, total, parts(top), "related", title, None)
+
+    def new_product_vector(
+        self,
+        title: str,
+        description: str | None = None,
+        *,
+        category_id: str | None = None,
+        brand_id: str | None = None,
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """A new product's unit vector ``(d,)`` in the fused space and how it was made
+        (see :mod:`kg.query.cold_start`)."""
+        v, info, _, _ = self._new_vector(title, description, category_id, brand_id)
+        return v, info
+
+    # ------------------------------------------------------------------ helpers
+    def _new_vector(
+        self, title: str, description: str | None, category_id: str | None, brand_id: str | None
+    ) -> tuple[np.ndarray, dict[str, Any], int | None, int | None]:
+        category = None if category_id is None else self._category(category_id)
+        brand = None if brand_id is None else self._brand(brand_id)
+        v, info = self.new_products.vector(title, description, category, brand, self.weights)
+        return v, info, category, brand
+
+    def _user_scores(self, history: np.ndarray, user_id: str | None) -> tuple[np.ndarray, Parts]:
+        m = self._model_users.get(user_id) if user_id is not None else None
+        p = self.scorer.distribution(history, m)
+        return user_scores(self.index, self.weights, p, history)
+
+    def _search(self, history: np.ndarray, user: str | None) -> PathSearch:
+        """Path search from the latest ``explain_history`` items of ``history`` (oldest first)."""
+        sources = history[::-1][: self.explain_history]
+        return PathSearch(self.index, self.cooc, self.weights, sources, user=user)
+
+    def _paths(
+        self, history: np.ndarray, top: np.ndarray, user: str | None
+    ) -> list[GraphPath | None]:
+        search = self._search(history, user)
+        found = [search.paths(int(j), 1) for j in top]
+        return [p[0] if p else None for p in found]

@@ -1,0 +1,262 @@
+"""Graph-aware scores of the query layer.
+
+Notation: ``v̂_i`` is product ``i``'s fused vector (the fusion GNN's output,
+``FusionRecommender.product_vectors``, L2-normalised); ``C`` is the model's item-item
+co-occurrence matrix (counted on the training sequences, rows normalised); ``leaf(i)`` and
+``brand(i)`` are a product's leaf category and brand; ``depth(c)`` is a category's depth
+(root = 1) and ``shared(a, b)`` the depth of the lowest common ancestor of categories ``a`` and
+``b`` (0 when they have none).
+
+Graph terms, each in ``[0, 1]``:
+
+* category-tree proximity ``cat(a, b) = shared(a, b) / max(depth(a), depth(b))``: 1 for the
+  same leaf, 2/3 for sibling leaves at depth 3, 1/3 for leaves of the same department, 0 for
+  other departments or a product without a category;
+* co-interaction ``co(i, j) = C[i, j] / max_j' C[i, j']`` (0 when ``i`` co-occurs with nothing);
+* same brand ``[brand(i) = brand(j)]`` (0 when either has no brand).
+
+**Related products** of ``i`` (:meth:`~kg.query.Recommender.related`)::
+
+    s(i, j) = w_vector · cos(v̂_i, v̂_j) + w_co · co(i, j)
+            + w_brand · [brand(i) = brand(j)] + w_category · cat(leaf(i), leaf(j))
+
+**Personalised** (:meth:`~kg.query.Recommender.recommend`). ``h_0`` (latest), ``h_1``, ... are
+the user's last ``n_recent`` items, with recency weights ``r_k = γ^k / Σ_k' γ^k'``::
+
+    m(u, j)  = p(u, j) / max_j' p(u, j')     p = the fusion model's blended distribution
+                                              (FusionRecommender.score_histories)
+    ba(u, j) = Σ_k r_k · [brand(h_k) = brand(j)]      brand affinity
+    cp(u, j) = Σ_k r_k · cat(leaf(h_k), leaf(j))      category proximity to recent items
+    s(u, j)  = w_model · m(u, j) + w_brand · ba(u, j) + w_category · cp(u, j)
+
+With ``w_brand = w_category = 0`` the ranking is the trained model's own.
+
+**Cross-category** (:meth:`~kg.query.Recommender.cross_category`): the personalised score over
+the products whose category at tree level ``level`` is not the level-``level`` category of any
+item in the user's whole history (products without a category that deep are left out).
+
+**Paths** (:meth:`~kg.query.Recommender.explain`, and the ``path`` of cross-category results).
+A path from the ``k``-th most recent history item ``h`` to ``j`` weighs ``γ^k · t``, where ``t``
+is the related-score term the path stands for:
+
+* ``(h)-[:CO_INTERACTED]->(j)``: ``t = w_co · co(h, j)``;
+* ``(h)-[:CO_INTERACTED]->(x)-[:CO_INTERACTED]->(j)``: ``t = w_co · co(h, x) · co(x, j)``
+  (searched from the 10 latest items, ``x`` among the 32 strongest neighbours of ``h``);
+* ``(h)-[:MADE_BY]->(b)<-[:MADE_BY]-(j)``: ``t = w_brand``;
+* ``(h)-[:IN_CATEGORY]->(leaf)-[:SUBCATEGORY_OF]->...(ancestor)...<-[:IN_CATEGORY]-(j)`` up to
+  the lowest common ancestor, at most ``max_hops`` relationships: ``t = w_category · cat``.
+
+**New product** (:meth:`~kg.query.Recommender.related_to_new_product`; no retraining). ``t`` is
+the text vector of the new product, written and encoded like every product's text feature
+(``gnn.text``); ``N`` its ``cold_neighbours`` nearest products by text cosine, weighted
+``a_j ∝ max(cos(t, t_j), 0)``::
+
+    v = normalise(α_text · unit(Σ_{j∈N} a_j v̂_j) + α_category · unit(mean of v̂ under the
+                  category) + α_brand · unit(mean of v̂ of the brand's products))
+
+(parts that do not exist drop out), then ranked with the related formula with ``co = 0``.
+
+The default weights (:class:`ScoreWeights`) are set by hand, not fitted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from kg.query.index import GraphIndex
+
+__all__ = [
+    "Parts",
+    "ScoreWeights",
+    "category_proximity",
+    "history_terms",
+    "recency_weights",
+    "related_scores",
+    "user_scores",
+]
+
+#: Given result indices ``(k,)``, the weighted score terms of those products by name.
+Parts = Callable[[np.ndarray], dict[str, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class ScoreWeights:
+    """Weights of the score terms (see the module docstring).
+
+    Attributes:
+        vector: ``w_vector``, cosine of fused vectors (related).
+        co_interaction: ``w_co``, rescaled co-occurrence (related, paths).
+        brand: ``w_brand``, same brand (related) and brand affinity (recommend).
+        category: ``w_category``, category-tree proximity (related and recommend).
+        model: ``w_model``, the fusion model's rescaled score (recommend).
+        n_recent: history items the recommend graph terms look at.
+        recency_decay: ``γ``, weight factor per step back in the history.
+        cold_text: ``α_text`` of a new product's vector.
+        cold_category: ``α_category`` of a new product's vector.
+        cold_brand: ``α_brand`` of a new product's vector.
+        cold_neighbours: nearest products by text a new product's vector is built from.
+    """
+
+    vector: float = 1.0
+    co_interaction: float = 0.5
+    brand: float = 0.1
+    category: float = 0.2
+    model: float = 1.0
+    n_recent: int = 5
+    recency_decay: float = 0.8
+    cold_text: float = 0.5
+    cold_category: float = 0.3
+    cold_brand: float = 0.2
+    cold_neighbours: int = 10
+
+    def __post_init__(self) -> None:
+        for name in ("vector", "co_interaction", "brand", "category", "model"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"ScoreWeights: {name} must be >= 0")
+        for name in ("cold_text", "cold_category", "cold_brand"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"ScoreWeights: {name} must be >= 0")
+        if self.cold_text + self.cold_category + self.cold_brand <= 0:
+            raise ValueError("ScoreWeights: one of cold_text/category/brand must be > 0")
+        if self.n_recent < 1 or self.cold_neighbours < 1:
+            raise ValueError("ScoreWeights: n_recent and cold_neighbours must be >= 1")
+        if not 0 < self.recency_decay <= 1:
+            raise ValueError("ScoreWeights: recency_decay must be in (0, 1]")
+
+
+def category_proximity(index: GraphIndex, category: int) -> np.ndarray:
+    """``cat(category, ·)`` for every category, ``(C + 1,)`` float32 (sentinel last, 0).
+
+    Args:
+        index: the graph index.
+        category: a category index (any level), or ``C`` for "no category" (all zeros).
+    """
+    ref = index.cat_path[category]
+    valid = ref >= 0
+    shared = ((index.cat_path == ref) & valid).sum(axis=1)
+    denom = np.maximum(index.cat_depth, index.cat_depth[category]).astype(np.float32)
+    out = np.divide(shared, denom, out=np.zeros(denom.shape, np.float32), where=denom > 0)
+    return out.astype(np.float32, copy=False)
+
+
+def recency_weights(n: int, decay: float) -> np.ndarray:
+    """``(n,)`` float64 ``γ^k / Σ γ^k`` for ``k = 0`` (latest) ... ``n - 1``."""
+    w = decay ** np.arange(n, dtype=np.float64)
+    return w / w.sum() if n else w
+
+
+def history_terms(
+    index: GraphIndex, recent: np.ndarray, weights: ScoreWeights
+) -> tuple[np.ndarray, np.ndarray]:
+    """Brand affinity ``(B + 1,)`` and category proximity ``(C + 1,)`` of a recent history.
+
+    Args:
+        index: the graph index.
+        recent: product indices, latest first (at most ``weights.n_recent`` are used).
+        weights: gives ``n_recent`` and ``recency_decay``.
+
+    Returns:
+        ``(ba, cp)``: ``ba[b] = Σ_k r_k [brand(h_k) = b]``, ``cp[c] = Σ_k r_k cat(leaf(h_k), c)``;
+        both 0 at their sentinel entry. Gather with ``ba[index.brand]``, ``cp[index.leaf]``.
+    """
+    recent = np.asarray(recent, np.int64)[: weights.n_recent]
+    r = recency_weights(recent.size, weights.recency_decay)
+    ba = np.bincount(index.brand[recent], weights=r, minlength=index.n_brands + 1)
+    ba[index.n_brands] = 0.0
+    cp = np.zeros(index.n_categories + 1, np.float64)
+    leaves, inverse = np.unique(index.leaf[recent], return_inverse=True)
+    mass = np.bincount(inverse, weights=r, minlength=leaves.size)
+    for leaf, m in zip(leaves, mass, strict=True):
+        if leaf < index.n_categories:
+            cp += m * category_proximity(index, int(leaf))
+    return ba.astype(np.float32), cp.astype(np.float32)
+
+
+def _sparse_at(idx: np.ndarray, val: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Values of the sparse vector ``(idx ascending, val)`` at positions ``at`` (0 elsewhere)."""
+    if idx.size == 0:
+        return np.zeros(at.size, np.float32)
+    pos = np.minimum(np.searchsorted(idx, at), idx.size - 1)
+    return np.where(idx[pos] == at, val[pos], 0.0).astype(np.float32)
+
+
+def related_scores(
+    index: GraphIndex,
+    weights: ScoreWeights,
+    cos: np.ndarray,
+    *,
+    brand: int | None,
+    category: int | None,
+    co: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, Parts]:
+    """The related score ``s(i, ·)`` of every product (module docstring).
+
+    Args:
+        index: the graph index.
+        weights: the weights.
+        cos: ``(P,)`` float32 cosine of every product's fused vector with the query's.
+        brand: the query's brand index, or ``None``.
+        category: the query's category index (any level), or ``None``.
+        co: ``(products ascending, co(i, ·))`` of the query's co-occurrence row, or ``None``.
+
+    Returns:
+        ``(total (P,) float32, parts)``; ``parts(top)`` gives each term at ``top``.
+    """
+    w = weights
+    total = cos * np.float32(w.vector)
+    if co is not None:
+        total[co[0]] += np.float32(w.co_interaction) * co[1]
+    if brand is not None and brand < index.n_brands:
+        total[index.products_of_brand(brand)] += np.float32(w.brand)
+    cat = index.n_categories if category is None else category
+    prox = (w.category * category_proximity(index, cat)).astype(np.float32)
+    total += prox[index.leaf]
+
+    def parts(top: np.ndarray) -> dict[str, np.ndarray]:
+        out = {"vector": w.vector * cos[top]}
+        if co is not None:
+            out["co_interaction"] = w.co_interaction * _sparse_at(co[0], co[1], top)
+        same = (index.brand[top] == brand) & (brand is not None and brand < index.n_brands)
+        out["brand"] = w.brand * same.astype(np.float32)
+        out["category"] = prox[index.leaf[top]]
+        return out
+
+    return total, parts
+
+
+def user_scores(
+    index: GraphIndex, weights: ScoreWeights, p: np.ndarray, history: np.ndarray
+) -> tuple[np.ndarray, Parts]:
+    """The personalised score ``s(u, ·)`` of every product (module docstring).
+
+    Args:
+        index: the graph index.
+        weights: the weights.
+        p: ``(P,)`` the model's blended distribution for the user.
+        history: the user's product indices, oldest first.
+
+    Returns:
+        ``(total (P,) float32, parts)``; ``parts(top)`` gives each term at ``top``.
+    """
+    w = weights
+    top_p = float(p.max())
+    scale = np.float32(w.model / top_p if top_p > 0 else 0.0)
+    total = p.astype(np.float32) * scale
+    ba, cp = history_terms(index, history[::-1], w)
+    ba *= np.float32(w.brand)
+    for b in np.flatnonzero(ba[: index.n_brands]):
+        total[index.products_of_brand(int(b))] += ba[b]
+    cp *= np.float32(w.category)
+    total += cp[index.leaf]
+
+    def parts(top: np.ndarray) -> dict[str, np.ndarray]:
+        return {
+            "model": scale * p[top],
+            "brand": ba[index.brand[top]],
+            "category": cp[index.leaf[top]],
+        }
+
+    return total, parts
