@@ -367,3 +367,14 @@ def test_records_are_frozen_and_serialisable(rec: Recommender) -> None:
     }  # fmt: skip
     if r.path is not None:
         assert data["path"]["text"] == str(r.path) and str(r.path).startswith("(User u0)")
+
+
+def test_related_many_equals_related(rec: Recommender) -> None:
+    ids = ["p0", "p5", "p77", "p299", "p150"]
+    many = dict(rec.related_many(ids, k=7, block=2))
+    assert list(many) == ids
+    for pid in ids:
+        one = rec.related(pid, k=7)
+        assert [r.product_id for r in many[pid]] == [r.product_id for r in one]
+        assert [r.score for r in many[pid]] == pytest.approx([r.score for r in one], abs=1e-5)
+        assert [r.reason for r in many[pid]] == [r.reason for r in one]

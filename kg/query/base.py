@@ -1,0 +1,172 @@
+"""The state and lookups of :class:`~kg.query.Recommender`: loading, indexes, id checks.
+
+:class:`RecommenderBase` loads a fusion run and its graph and indexes everything a query needs
+in numpy (:mod:`kg.query.index`); :class:`~kg.query.Recommender` adds the queries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from kg.query.cold_start import NewProductEncoder
+from kg.query.index import build_index
+from kg.query.model_scores import ModelScorer
+from kg.query.paths import CoocIndex
+from kg.query.scoring import ScoreWeights
+from kg.query.types import UnknownIdError
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from gnn.fusion import FusionRecommender
+    from ingest.tables import GraphTables
+    from kg.neo4j.settings import Neo4jSettings
+
+__all__ = ["RecommenderBase", "UserRef"]
+
+#: A user id, or a new user's product ids (oldest first).
+UserRef = str | Sequence[str]
+
+
+class RecommenderBase:
+    """A loaded fusion model with its graph indexed for queries (see :class:`~kg.query.Recommender`).
+
+    Args:
+        model: a fitted or loaded :class:`~gnn.fusion.FusionRecommender`.
+        tables: the graph; its products must be the model's products.
+        weights: score weights (default :class:`ScoreWeights`).
+        text_model: BERT folder for new products (default: the model's text encoder).
+        text_cache: text cache root for new products (default ``~/.kgrec/cache/text``).
+        explain_history: latest history items paths are searched from.
+
+    Raises:
+        ValueError: the tables' products differ from the model's.
+    """
+
+    def __init__(
+        self,
+        model: FusionRecommender,
+        tables: GraphTables,
+        *,
+        weights: ScoreWeights | None = None,
+        text_model: str | Path | None = None,
+        text_cache: str | Path | None = None,
+        explain_history: int = 50,
+    ) -> None:
+        if model.product_vectors is None or model.cooc is None:
+            raise ValueError("Recommender needs a fitted or loaded FusionRecommender")
+        self.model = model
+        self.weights = weights or ScoreWeights()
+        self.index = build_index(tables, model.node_ids["product"])
+        raw = model.product_vectors.detach().cpu().numpy().astype(np.float32)
+        norms = np.linalg.norm(raw, axis=1, keepdims=True)
+        self.vectors = np.ascontiguousarray(np.divide(raw, norms, where=norms > 0, out=raw))
+        self.cooc = CoocIndex(model.cooc)
+        self.scorer = ModelScorer(model)
+        self.explain_history = explain_history
+        self._model_users = {u: i for i, u in enumerate(model.node_ids.get("user", []))}
+        features = None if model.features is None else model.features.cpu().numpy()
+        self.new_products = NewProductEncoder(
+            self.index,
+            self.vectors,
+            tables,
+            feature_info=model.feature_info,
+            features=features,
+            text_model=text_model,
+            text_cache=text_cache,
+        )
+
+    @classmethod
+    def load(
+        cls,
+        run_folder: str | Path,
+        tables: GraphTables | str | Path | None = None,
+        *,
+        neo4j: Neo4jSettings | None = None,
+        device: str = "cpu",
+        weights: ScoreWeights | None = None,
+        text_model: str | Path | None = None,
+        text_cache: str | Path | None = None,
+        show_progress: bool = False,
+    ) -> Self:
+        """Load a fusion run folder and its graph.
+
+        Args:
+            run_folder: what ``kgrec train`` wrote (``config.json``, ``model.safetensors``...).
+            tables: the graph, or a folder of saved tables; ``None`` with ``neo4j`` given
+                exports it from that Neo4j.
+            neo4j: where to export the graph from when ``tables`` is ``None``.
+            device: torch device of the model.
+            weights, text_model, text_cache: see :class:`Recommender`.
+            show_progress: progress bars of the Neo4j export.
+
+        Raises:
+            ValueError: neither tables nor Neo4j settings given, or other products than the
+                model's.
+        """
+        from gnn.fusion import FusionRecommender
+        from ingest.tables import GraphTables
+
+        if tables is None:
+            if neo4j is None:
+                raise ValueError("Recommender.load needs tables (or a folder) or Neo4j settings")
+            from ingest.neo4j_export import export_graph
+            from kg.neo4j.driver import open_driver
+
+            with open_driver(neo4j) as driver:
+                tables = export_graph(driver, database=neo4j.database, show_progress=show_progress)
+        elif not isinstance(tables, GraphTables):
+            tables = GraphTables.load(tables)
+        model = FusionRecommender.load(run_folder, device=device)
+        return cls(model, tables, weights=weights, text_model=text_model, text_cache=text_cache)
+
+    # ------------------------------------------------------------------ lookups
+    @property
+    def n_products(self) -> int:
+        """Number of products."""
+        return self.index.n_products
+
+    def _product(self, product_id: str) -> int:
+        i = self.index.product_index.get(product_id)
+        if i is None:
+            raise UnknownIdError("product", product_id)
+        return i
+
+    def _check_k(self, k: int, name: str = "k") -> None:
+        if isinstance(k, bool) or not isinstance(k, int | np.integer):
+            raise ValueError(f"{name} must be an integer, got {k!r}")
+        if not 1 <= k <= self.n_products:
+            raise ValueError(f"{name} must be between 1 and {self.n_products}, got {k}")
+
+    def _history(self, user: UserRef) -> tuple[np.ndarray, str | None]:
+        """``(product indices oldest first, user id or None for a new user)``."""
+        if isinstance(user, str):
+            u = self.index.user_index.get(user)
+            if u is None:
+                raise UnknownIdError("user", user)
+            return self.index.history(u).astype(np.int64), user
+        items = [self._product(p) for p in user]
+        if not items:
+            raise ValueError("a new user needs at least one product id")
+        return np.asarray(items, np.int64), None
+
+    def _blocked(self, exclude: Iterable[str], seen: np.ndarray | None = None) -> np.ndarray:
+        """Product indices to leave out: ``exclude`` (ids) and ``seen``."""
+        blocked = np.asarray([self._product(p) for p in exclude], np.int64)
+        return blocked if seen is None else np.concatenate([blocked, seen])
+
+    def _brand(self, brand_id: str) -> int:
+        b = self.index.brand_index.get(brand_id)
+        if b is None:
+            raise UnknownIdError("brand", brand_id)
+        return b
+
+    def _category(self, category_id: str) -> int:
+        c = self.index.category_index.get(category_id)
+        if c is None:
+            raise UnknownIdError("category", category_id)
+        return c
