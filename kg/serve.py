@@ -1,0 +1,223 @@
+"""The HTTP API of the query layer (FastAPI): :func:`create_app` wraps a loaded
+:class:`~kg.query.Recommender`; ``kgrec serve`` runs it with uvicorn.
+
+Endpoints (all read-only; none takes Cypher or any other query text from the caller):
+
+* ``GET /health``
+* ``GET /products/{product_id}/related?k=&same_category=&exclude=``
+* ``GET /users/{user_id}/recommendations?k=&categories=&exclude_seen=&paths=``
+* ``POST /recommendations?k=&categories=`` with a JSON list of product ids (a new user)
+* ``GET /users/{user_id}/cross-category?k=&level=``
+* ``GET /users/{user_id}/explain/{product_id}?max_paths=``
+
+Unknown ids answer 404, parameters out of range (``k`` outside ``1..n_products``, a level
+not in the tree...) 422. ``/openapi.json`` documents the response models; ``/docs`` shows them.
+"""
+
+# No ``from __future__ import annotations``: FastAPI reads the endpoint annotations at runtime,
+# and some (the k bound) are built inside create_app.
+from typing import Annotated, Any, Literal
+
+from fastapi import Body, FastAPI, Path, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from kg import __version__
+from kg.query import Recommender, UnknownIdError
+
+__all__ = ["create_app"]
+
+
+class PathNodeModel(BaseModel):
+    """A node on a path."""
+
+    label: str = Field(description="User, Product, Category or Brand")
+    id: str
+    name: str | None = None
+
+
+class PathStepModel(BaseModel):
+    """One relationship of a path, walked from source to target."""
+
+    type: str = Field(description="relationship type, e.g. CO_INTERACTED")
+    source: PathNodeModel
+    target: PathNodeModel
+    forward: bool = Field(description="the relationship points from source to target")
+
+
+class GraphPathModel(BaseModel):
+    """A short typed graph path."""
+
+    kind: str = Field(description="co_interaction, co_interaction_2hop, brand or category")
+    weight: float
+    text: str = Field(description="Cypher-like pattern, e.g. (User u1)-[:INTERACTED]->...")
+    steps: list[PathStepModel]
+
+
+class RecommendationModel(BaseModel):
+    """One ranked product."""
+
+    product_id: str
+    score: float
+    rank: int = Field(ge=1)
+    reason: str
+    title: str | None = None
+    category_id: str | None = None
+    brand_id: str | None = None
+    path: GraphPathModel | None = None
+    terms: dict[str, float] = Field(description="weighted score terms adding up to score")
+
+
+class RecommendationList(BaseModel):
+    """Ranked products for one query."""
+
+    operation: Literal["related", "recommend", "cross_category"]
+    query: str | None = Field(description="the product or user id; null for a new user")
+    items: list[RecommendationModel]
+
+
+class ExplanationModel(BaseModel):
+    """Graph paths from a user's history to a product, strongest first."""
+
+    user_id: str
+    product_id: str
+    paths: list[GraphPathModel]
+
+
+class HealthModel(BaseModel):
+    """Liveness and what is loaded."""
+
+    status: Literal["ok"]
+    version: str
+    products: int
+    users: int
+    categories: int
+    levels: int
+
+
+class ErrorModel(BaseModel):
+    """An error."""
+
+    detail: str
+
+
+def create_app(recommender: Recommender) -> FastAPI:
+    """The FastAPI application serving ``recommender`` (see the module docstring).
+
+    Args:
+        recommender: a loaded recommender; it is shared by all requests (read-only).
+    """
+    rec = recommender
+    n, levels = rec.n_products, max(rec.index.max_depth, 1)
+    app = FastAPI(
+        title="kgrec",
+        version=__version__,
+        description="Graph-aware related, personalised and cross-category recommendations "
+        "with graph-path explanations.",
+    )
+    errors: dict[int | str, dict[str, Any]] = {
+        404: {"model": ErrorModel, "description": "unknown id"}
+    }
+    K = Annotated[int, Query(ge=1, le=n, description=f"number of results, 1..{n}")]
+    ProductId = Annotated[str, Path(min_length=1, max_length=512)]
+    UserId = Annotated[str, Path(min_length=1, max_length=512)]
+
+    @app.exception_handler(UnknownIdError)
+    async def _unknown(request: Request, exc: UnknownIdError) -> JSONResponse:
+        return JSONResponse(status_code=404, content={"detail": str(exc)})
+
+    @app.exception_handler(ValueError)
+    async def _invalid(request: Request, exc: ValueError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": str(exc)})
+
+    def listing(op: str, query: str | None, items: list[Any]) -> dict[str, Any]:
+        # plain dicts: FastAPI validates them once against the response model
+        return {"operation": op, "query": query, "items": [r.to_dict() for r in items]}
+
+    @app.get("/health", response_model=HealthModel)
+    def health() -> dict[str, Any]:
+        """Liveness, and the size of what is loaded."""
+        ix = rec.index
+        return {
+            "status": "ok",
+            "version": __version__,
+            "products": ix.n_products,
+            "users": len(ix.user_ids),
+            "categories": ix.n_categories,
+            "levels": ix.max_depth,
+        }
+
+    @app.get("/products/{product_id}/related", response_model=RecommendationList, responses=errors)
+    def related(
+        product_id: ProductId,
+        k: K = 10,
+        same_category: Annotated[
+            bool | None, Query(description="true: same leaf only; false: other leaves only")
+        ] = None,
+        exclude: Annotated[list[str], Query(description="product ids to leave out")] = [],  # noqa: B006
+        paths: Annotated[bool, Query(description="attach a graph path to each result")] = False,
+    ) -> dict[str, Any]:
+        """Products related to a product (graph-aware score)."""
+        out = rec.related(
+            product_id, k, same_category=same_category, exclude=exclude, with_paths=paths
+        )
+        return listing("related", product_id, out)
+
+    Categories = Annotated[
+        list[str] | None, Query(description="keep products under any of these category ids")
+    ]
+
+    @app.get(
+        "/users/{user_id}/recommendations", response_model=RecommendationList, responses=errors
+    )
+    def recommend(
+        user_id: UserId,
+        k: K = 10,
+        categories: Categories = None,
+        exclude_seen: bool = True,
+        paths: Annotated[bool, Query(description="attach a graph path to each result")] = False,
+    ) -> dict[str, Any]:
+        """Personalised products for a known user."""
+        out = rec.recommend(
+            user_id, k, exclude_seen=exclude_seen, categories=categories, with_paths=paths
+        )
+        return listing("recommend", user_id, out)
+
+    @app.post("/recommendations", response_model=RecommendationList, responses=errors)
+    def recommend_new_user(
+        products: Annotated[
+            list[Annotated[str, Field(min_length=1)]],
+            Body(
+                min_length=1,
+                max_length=1000,
+                description="the new user's product ids, oldest first",
+            ),
+        ],
+        k: K = 10,
+        categories: Categories = None,
+    ) -> dict[str, Any]:
+        """Personalised products for a new user given by the products they interacted with."""
+        return listing("recommend", None, rec.recommend(products, k, categories=categories))
+
+    @app.get("/users/{user_id}/cross-category", response_model=RecommendationList, responses=errors)
+    def cross_category(
+        user_id: UserId,
+        k: K = 10,
+        level: Annotated[int, Query(ge=1, le=levels, description="category tree level")] = 1,
+    ) -> dict[str, Any]:
+        """Products from level-`level` categories the user has not bought in, with paths."""
+        return listing("cross_category", user_id, rec.cross_category(user_id, k, level=level))
+
+    @app.get(
+        "/users/{user_id}/explain/{product_id}", response_model=ExplanationModel, responses=errors
+    )
+    def explain(
+        user_id: UserId,
+        product_id: ProductId,
+        max_paths: Annotated[int, Query(ge=1, le=20)] = 3,
+    ) -> dict[str, Any]:
+        """Typed graph paths from the user's history to the product, strongest first."""
+        found = rec.explain(user_id, product_id, max_paths=max_paths)
+        return {"user_id": user_id, "product_id": product_id, "paths": [p.to_dict() for p in found]}
+
+    return app
