@@ -11,10 +11,12 @@ Training (:meth:`FusionRecommender.fit`):
   item as a negative), with the history items of the example masked out;
 * early stopping on validation NDCG@10 of the model alone; the best epoch's weights are kept.
 
-Scoring: ``s(u, ·) = (1 - β) · softmax(model scores) + β · cooc(u, ·) / Σ cooc(u, ·)``, where
-``cooc`` is :class:`~gnn.baselines.cooccurrence.ItemCooccurrence` (counted on the train
-sequences) and ``β`` is chosen from ``config.blend_grid`` on the validation split only.
-``β = 0`` is the model alone. Both terms read the user's known history for the evaluated
+Scoring blends the model's distribution ``p = softmax(model scores)`` with the co-occurrence
+distribution ``q = cooc(u, ·) / Σ cooc(u, ·)`` of
+:class:`~gnn.baselines.cooccurrence.ItemCooccurrence` (counted on the train sequences), either
+``linear``: ``(1 - β) · p + β · q``, or ``log`` (a product of experts):
+``(1 - β) · log p + β · log q``. The mode and ``β`` are chosen from ``config.blend_grid`` on
+the validation split only; ``β = 0`` is the model alone. Both terms read the user's known history for the evaluated
 split, so a user's validation item feeds their test ranking without refitting.
 """
 
@@ -98,6 +100,7 @@ class FusionRecommender:
         self.cooc_config: dict[str, Any] = {}
         self.popularity: np.ndarray | None = None
         self.blend = 0.0
+        self.blend_mode = "linear"
         self.ids_sha256 = ""
         self.fit_info: dict[str, Any] = {}
 
@@ -147,7 +150,8 @@ class FusionRecommender:
             hist, target = self._examples(split, rng, shuffle=not sequential)
             loss = self._epoch(hist, target, rng, opt, dev)
             epoch_s.append(time.perf_counter() - t0)
-            if valid_users.size == 0 or epoch % cfg.eval_every:
+            last = epoch == cfg.max_epochs
+            if valid_users.size == 0 or (epoch % cfg.eval_every and not last):
                 bar.set_postfix(loss=f"{loss:.4f}")
                 curve.append({"epoch": epoch, "loss": loss})
                 continue
@@ -178,6 +182,7 @@ class FusionRecommender:
             "best_valid_ndcg@10": best if valid_users.size else None,
             "valid_users": int(valid_users.size),
             "blend": self.blend,
+            "blend_mode": self.blend_mode,
             "blend_curve": blend_curve,
             "curve": curve,
             "epoch_seconds_mean": float(np.mean(epoch_s)) if epoch_s else 0.0,
@@ -272,18 +277,22 @@ class FusionRecommender:
         self.product_vectors = x["product"].detach()
         self.user_node_vectors = x["user"].detach() if self.config.user_node else None
 
-    def _choose_blend(self, split: Split, users: np.ndarray) -> list[tuple[float, float]]:
+    def _choose_blend(self, split: Split, users: np.ndarray) -> list[tuple[str, float, float]]:
         from gnn.evaluate import evaluate
 
+        self.blend, self.blend_mode = 0.0, "linear"
         if users.size == 0:
-            self.blend = 0.0
             return []
         results = []
-        for beta in self.config.blend_grid:
-            self.blend = beta
-            ndcg = evaluate(self, split, on="valid", ks=(10,), users=users, show_progress=False)
-            results.append((beta, ndcg["ndcg@10"]))
-        self.blend = max(results, key=lambda r: (r[1], -r[0]))[0]
+        for mode in ("linear", "log"):
+            for beta in self.config.blend_grid:
+                if beta == 0.0 and mode == "log":
+                    continue  # the model alone, already scored as linear
+                self.blend, self.blend_mode = beta, mode
+                ndcg = evaluate(self, split, on="valid", ks=(10,), users=users, show_progress=False)
+                results.append((mode, beta, ndcg["ndcg@10"]))
+        best = max(results, key=lambda r: (r[2], -r[1]))
+        self.blend_mode, self.blend = best[0], best[1]
         return results
 
     # ------------------------------------------------------------------------ score
@@ -316,7 +325,10 @@ class FusionRecommender:
             probs = torch.softmax(self.module.scores(u, self.product_vectors), dim=1)
         if self.blend == 0.0:
             return probs
-        return (1 - self.blend) * probs + self.blend * self._cooc_probs(histories, dev)
+        cooc = self._cooc_probs(histories, dev)
+        if self.blend_mode == "log":
+            return (1 - self.blend) * torch.log(probs + 1e-12) + self.blend * torch.log(cooc)
+        return (1 - self.blend) * probs + self.blend * cooc
 
     def _cooc_probs(self, histories: list[np.ndarray], dev: torch.device) -> torch.Tensor:
         assert self.cooc is not None and self.popularity is not None
@@ -373,6 +385,7 @@ class FusionRecommender:
             "n_items": self.shape[1],
             "ids_sha256": self.ids_sha256,
             "blend": self.blend,
+            "blend_mode": self.blend_mode,
             "cooccurrence": self.cooc_config,
             "fit": self.fit_info,
             "versions": library_versions(),
@@ -435,6 +448,7 @@ class FusionRecommender:
         self.popularity = tensors["popularity"].cpu().numpy()
         self.cooc_config = meta["cooccurrence"]
         self.blend = float(meta["blend"])
+        self.blend_mode = str(meta.get("blend_mode", "linear"))
         self.shape = (int(meta["n_users"]), n)
         self.ids_sha256 = meta["ids_sha256"]
         self.fit_info = meta.get("fit", {})

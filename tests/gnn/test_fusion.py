@@ -170,9 +170,15 @@ def test_blend_chosen_on_validation(shop: GraphTables, split: Split, text: np.nd
     model = FusionRecommender(
         shop, text=text, use_kge=False, blend_grid=(0.0, 0.5, 1.0), **{**FAST, "max_epochs": 4}
     ).fit(split, seed=1, show_progress=False)
-    tried = dict(model.fit_info["blend_curve"])
-    assert set(tried) == {0.0, 0.5, 1.0}
-    assert tried[model.blend] == max(tried.values())
+    tried = {(mode, beta): ndcg for mode, beta, ndcg in model.fit_info["blend_curve"]}
+    assert set(tried) == {
+        ("linear", 0.0),
+        ("linear", 0.5),
+        ("linear", 1.0),
+        ("log", 0.5),
+        ("log", 1.0),
+    }
+    assert tried[(model.blend_mode, model.blend)] == max(tried.values())
 
 
 def test_ablation_switches(shop: GraphTables, split: Split, text: np.ndarray) -> None:
