@@ -50,10 +50,10 @@ def _kge_artifact(tables: GraphTables, model: str, dim: int) -> Path:
 
     folder = KGE_CACHE / f"{model}-{dim}"
     config = folder / "config.json"
-    if config.is_file() and json.loads(config.read_text()).get("fingerprint") == (
-        tables.fingerprint()
-    ):
-        return folder
+    if config.is_file():
+        saved = json.loads(config.read_text()).get("data", {}).get("fingerprint")
+        if saved == tables.fingerprint():
+            return folder
     cfg = EmbedConfig(
         model=model, dim=dim, epochs=300, batch_size=512, lr=0.02, eval_every=25, patience=3,
         seed=42,

@@ -88,7 +88,7 @@ def kge_features(folder: str | Path, ids: Sequence[str]) -> tuple[np.ndarray, di
         "folder": str(folder),
         "model": emb.config.get("model"),
         "layout": emb.layout,
-        "fingerprint": emb.config.get("fingerprint"),
+        "fingerprint": emb.config.get("data", {}).get("fingerprint"),
         "missing": missing,
         "dim": int(out.shape[1]),
     }

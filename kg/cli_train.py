@@ -81,9 +81,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     tables = _tables(args)
     split = make_split(tables, args.protocol)
     if not model.matches(split):
-        raise SystemExit(
-            f"kgrec: {args.model} was trained on other users/products than these tables"
-        )
+        from kg.cli import CommandError
+
+        raise CommandError(f"{args.model} was trained on other users/products than these tables")
     ks = tuple(int(k) for k in args.ks.split(","))
     out = {}
     for on in ("valid", "test"):

@@ -232,12 +232,12 @@ def test_kge_features_from_artifact(split: Split, tmp_path: Path) -> None:
         relation=np.zeros((1, 4), np.float32),
         entities=[f"Product:{k}" for k in keys] + ["Brand:b0"],
         relations=["MADE_BY"],
-        config={"model": "transe", "fingerprint": "x"},
+        config={"model": "transe", "data": {"fingerprint": "x"}},
     )
     emb.save(tmp_path / "kge")
     vectors, info = kge_features(tmp_path / "kge", split.item_ids)
     assert vectors.shape == (split.n_items, 4)
-    assert info["missing"] == split.n_items - 5
+    assert info["missing"] == split.n_items - 5 and info["fingerprint"] == "x"
     assert np.allclose(np.linalg.norm(vectors[:5], axis=1), 1.0)
 
 

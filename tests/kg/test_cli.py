@@ -68,6 +68,34 @@ def test_embed_from_tables(tmp_path: Path) -> None:
     assert (tmp_path / "kge" / "embeddings.safetensors").exists()
 
 
+def test_train_and_evaluate_from_tables(tmp_path: Path) -> None:
+    generate_shop(SyntheticConfig.preset("tiny"), show_progress=False).save(tmp_path / "t")
+    kge = kgrec("embed", "--tables", str(tmp_path / "t"), "--out", str(tmp_path / "kge"),
+                "--epochs", "2", "--dim", "8", "--batch-size", "256", "--eval-every", "2",
+                "--no-write-back", "--no-progress")  # fmt: skip
+    assert kge.returncode == 0, kge.stderr
+    run = tmp_path / "fusion"
+    proc = kgrec("train", "--tables", str(tmp_path / "t"), "--kge", str(tmp_path / "kge"),
+                 "--no-text", "--out", str(run), "--epochs", "3", "--dim", "16",
+                 "--eval-every", "1", "--device", "cpu", "--no-progress")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "split leave_one_out" in proc.stdout and "test (" in proc.stdout
+    names = {p.name for p in run.iterdir()}
+    assert {"config.json", "model.safetensors", "id_maps.json", "metrics.json"} <= names
+    assert (run / "training_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["fit"]["epochs_run"] == 3 and metrics["split"]["protocol"] == "leave_one_out"
+    ev = kgrec("evaluate", "--tables", str(tmp_path / "t"), "--model", str(run), "--json",
+               "--device", "cpu", "--no-progress")  # fmt: skip
+    assert ev.returncode == 0, ev.stderr
+    again = json.loads(ev.stdout)
+    assert again["test"]["ndcg@10"] == pytest.approx(metrics["test"]["ndcg@10"], abs=1e-6)
+    other = generate_shop(SyntheticConfig.preset("tiny", seed=9), show_progress=False)
+    other.save(tmp_path / "other")
+    bad = kgrec("evaluate", "--tables", str(tmp_path / "other"), "--model", str(run))
+    assert bad.returncode == 1 and "other users/products" in bad.stderr
+
+
 @pytest.mark.neo4j
 def test_external_server_is_used_and_never_started(
     neo4j_db, neo4j_server: Neo4jSettings, tmp_path: Path
