@@ -1,0 +1,275 @@
+"""``kgrec related | recommend | cross-category | explain | serve | write-back``: the query layer
+from the command line. Heavy libraries are imported inside the commands only."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kg.query import GraphPath, Recommendation, Recommender
+
+__all__ = ["register"]
+
+
+# ---------------------------------------------------------------------------- helpers
+def _recommender(args: argparse.Namespace) -> Recommender:
+    from kg.query import Recommender
+
+    if args.tables is not None:
+        return Recommender.load(args.model, args.tables, device=args.device)
+    from kg.cli import resolve_settings
+
+    settings = resolve_settings(argparse.Namespace(home=args.home, port=args.neo4j_port))
+    return Recommender.load(
+        args.model, neo4j=settings, device=args.device, show_progress=not args.no_progress
+    )
+
+
+def _fail(message: str) -> SystemExit:
+    """A one-line error, exit status 1. (SystemExit rather than kg.cli.CommandError, which
+    ``python -m kg.cli`` would not catch: there kg.cli runs as ``__main__``.)"""
+    return SystemExit(f"kgrec: error: {message}")
+
+
+def _user(args: argparse.Namespace) -> str | list[str]:
+    if (args.user is None) == (args.products is None):
+        raise _fail("give either a USER_ID or --products a,b,c (a new user)")
+    if args.products is not None:
+        return [p.strip() for p in args.products.split(",") if p.strip()]
+    return str(args.user)
+
+
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """Unknown ids and bad values (k, level, mismatched tables) become one-line errors."""
+    from kg.query import UnknownIdError
+
+    try:
+        yield
+    except (UnknownIdError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+
+
+def _run(args: argparse.Namespace, query: Any) -> Any:
+    """Load the recommender and run ``query(rec)``."""
+    with _one_line_errors():
+        return query(_recommender(args))
+
+
+def _cut(text: str | None, width: int) -> str:
+    text = text or ""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _print_results(results: list[Recommendation], args: argparse.Namespace) -> None:
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+        return
+    if not results:
+        print("no results")
+        return
+    width = max(len(r.product_id) for r in results)
+    print(f"{'rank':>4}  {'product':<{width}}  {'score':>7}  {'title':<40}  reason")
+    for r in results:
+        print(
+            f"{r.rank:>4}  {r.product_id:<{width}}  {r.score:>7.4f}  {_cut(r.title, 40):<40}  "
+            f"{r.reason}"
+        )
+        if r.path is not None:
+            print(f"{'':>4}  path: {r.path}")
+
+
+def _print_paths(paths: list[GraphPath], args: argparse.Namespace) -> None:
+    if args.json:
+        print(json.dumps([p.to_dict() for p in paths], indent=2))
+        return
+    if not paths:
+        print("no path of at most 5 relationships links them")
+    for p in paths:
+        print(f"{p.weight:.4f}  {p.kind:<20}  {p}")
+
+
+# --------------------------------------------------------------------------- commands
+def cmd_related(args: argparse.Namespace) -> int:
+    exclude = [p for p in (args.exclude or "").split(",") if p]
+    results = _run(
+        args,
+        lambda rec: rec.related(
+            args.product,
+            args.k,
+            same_category=args.same_category,
+            exclude=exclude,
+            with_paths=args.paths,
+        ),
+    )
+    _print_results(results, args)
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    user = _user(args)
+    results = _run(
+        args,
+        lambda rec: rec.recommend(
+            user,
+            args.k,
+            exclude_seen=not args.include_seen,
+            categories=args.category,
+            with_paths=args.paths,
+        ),
+    )
+    _print_results(results, args)
+    return 0
+
+
+def cmd_cross_category(args: argparse.Namespace) -> int:
+    user = _user(args)
+    results = _run(args, lambda rec: rec.cross_category(user, args.k, level=args.level))
+    _print_results(results, args)
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    paths = _run(args, lambda rec: rec.explain(args.user, args.product, max_paths=args.k))
+    _print_paths(paths, args)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import torch
+    import uvicorn
+
+    from kg.serve import create_app
+
+    torch.set_num_threads(1)  # one request, one core: the server's threads share the machine
+    with _one_line_errors():
+        app = create_app(_recommender(args))
+    print(f"kgrec serving on http://{args.host}:{args.port} (docs: /docs, schema: /openapi.json)")
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def cmd_write_back(args: argparse.Namespace) -> int:
+    from kg.cli import resolve_settings
+    from kg.neo4j.driver import open_driver
+    from kg.query.writeback import FUSED_INDEX, write_fused_vectors, write_related
+
+    settings = resolve_settings(argparse.Namespace(home=args.home, port=args.neo4j_port))
+    progress = not args.no_progress
+    with _one_line_errors(), open_driver(settings) as driver:
+        rec = _recommender(args)
+        edges = write_related(
+            driver, rec, k=args.k, database=settings.database, show_progress=progress
+        )
+        print(f"wrote {edges:,} RELATED edges ({args.k} per product) to {settings.uri}")
+        if args.vectors:
+            n = write_fused_vectors(driver, rec, database=settings.database, show_progress=progress)
+            print(f"wrote fused vectors of {n:,} products, vector index {FUSED_INDEX}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+def _common(p: argparse.ArgumentParser, *, k_help: str = "number of results (default 10)") -> None:
+    p.add_argument("--model", type=Path, required=True, help="run folder of kgrec train")
+    p.add_argument(
+        "--tables", type=Path, help="canonical tables folder (default: export from Neo4j)"
+    )
+    p.add_argument("-k", "--k", type=int, default=10, help=k_help)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _source(p)
+
+
+def _source(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="cpu", help="torch device of the model (default cpu)")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--home", help="local Neo4j home (when reading the graph from Neo4j)")
+    p.add_argument(
+        "--neo4j-port", type=int, help="local Neo4j Bolt port (default 7687 or $KGREC_NEO4J_PORT)"
+    )
+
+
+def _user_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("user", nargs="?", metavar="USER_ID", help="a user id")
+    p.add_argument(
+        "--products", help="a new user instead: comma-separated product ids, oldest first"
+    )
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the query commands to the ``kgrec`` parser."""
+    p = sub.add_parser(
+        "related",
+        help="products related to a product (graph-aware score)",
+        description="Rank products by cosine of the fused GNN vectors, co-interaction, shared "
+        "brand and category-tree proximity (see kg.query.scoring).",
+    )
+    p.add_argument("product", metavar="PRODUCT_ID")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "--same-category", dest="same_category", action="store_const", const=True,
+        help="only products of the same leaf category",
+    )  # fmt: skip
+    group.add_argument(
+        "--other-categories", dest="same_category", action="store_const", const=False,
+        help="only products of other leaf categories",
+    )  # fmt: skip
+    p.add_argument("--exclude", help="comma-separated product ids to leave out")
+    p.add_argument("--paths", action="store_true", help="show a graph path to each result")
+    _common(p)
+    p.set_defaults(func=cmd_related, same_category=None)
+
+    p = sub.add_parser("recommend", help="personalised products for a user (or a new user)")
+    _user_args(p)
+    p.add_argument(
+        "--category", action="append",
+        help="keep only products under this category id (any level; repeatable)",
+    )  # fmt: skip
+    p.add_argument("--include-seen", action="store_true", help="keep the user's own products")
+    p.add_argument("--paths", action="store_true", help="show a graph path to each result")
+    _common(p)
+    p.set_defaults(func=cmd_recommend)
+
+    p = sub.add_parser(
+        "cross-category",
+        help="products from categories the user has not bought in, with the linking path",
+    )
+    _user_args(p)
+    p.add_argument("--level", type=int, default=1, help="category tree level (default 1 = top)")
+    _common(p)
+    p.set_defaults(func=cmd_cross_category)
+
+    p = sub.add_parser("explain", help="graph paths from a user's history to a product")
+    p.add_argument("user", metavar="USER_ID")
+    p.add_argument("product", metavar="PRODUCT_ID")
+    _common(p, k_help="most paths (default 3)")
+    p.set_defaults(func=cmd_explain, k=3)
+
+    p = sub.add_parser("serve", help="HTTP API of the query layer (FastAPI, uvicorn)")
+    p.add_argument("--model", type=Path, required=True, help="run folder of kgrec train")
+    p.add_argument("--tables", type=Path, help="tables folder (default: export from Neo4j)")
+    p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
+    p.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    _source(p)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "write-back",
+        help="write RELATED edges and fused vectors (vector index product_fused) to Neo4j",
+    )
+    p.add_argument("--model", type=Path, required=True, help="run folder of kgrec train")
+    p.add_argument("--tables", type=Path, help="tables folder (default: export from Neo4j)")
+    p.add_argument("-k", "--k", type=int, default=10, help="RELATED edges per product (default 10)")
+    p.add_argument(
+        "--vectors", action=argparse.BooleanOptionalAction, default=True,
+        help="also write the fused vectors and their index (default on)",
+    )  # fmt: skip
+    _source(p)
+    p.set_defaults(func=cmd_write_back)

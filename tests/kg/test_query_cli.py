@@ -1,0 +1,161 @@
+"""``kgrec related | recommend | cross-category | explain | serve | write-back``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import torch
+
+from ingest.neo4j_writer import write_graph
+from kg.neo4j.settings import Neo4jSettings
+from kg.query import Recommender
+from tests.kg.query_helpers import TinyRun, load_tables, tiny_run
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
+    return tiny_run(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def rec(run: TinyRun) -> Recommender:
+    return Recommender.load(run.run, run.tables)
+
+
+def kgrec(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("NEO4J_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "kg.cli", *args], capture_output=True, text=True, env=full_env,
+        check=False, timeout=600,
+    )  # fmt: skip
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    """Run ``kgrec ARGS`` in this process (no new interpreter to import torch); its stdout."""
+    from kg.cli import main
+
+    capsys.readouterr()
+    assert main(list(args)) == 0
+    return capsys.readouterr().out
+
+
+def _files(run: TinyRun) -> list[str]:
+    return ["--model", str(run.run), "--tables", str(run.tables)]
+
+
+def test_help_lists_the_query_commands() -> None:
+    out = kgrec("--help").stdout
+    for command in ("related", "recommend", "cross-category", "explain", "serve", "write-back"):
+        assert command in out
+
+
+def test_json_output_is_the_python_api(
+    run: TinyRun, rec: Recommender, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = cli(capsys, "related", "p0", "-k", "4", "--json", "--same-category", *_files(run))
+    expected = [r.to_dict() for r in rec.related("p0", k=4, same_category=True)]
+    got = json.loads(out)
+    assert [r["product_id"] for r in got] == [r["product_id"] for r in expected]
+    assert [r["score"] for r in got] == pytest.approx([r["score"] for r in expected])
+    assert [{k: v for k, v in r.items() if k not in ("score", "terms")} for r in got] == [
+        {k: v for k, v in r.items() if k not in ("score", "terms")} for r in expected
+    ]
+    out = cli(capsys, "recommend", "--products", "p1,p2", "-k", "3", "--json", *_files(run))
+    assert [r["product_id"] for r in json.loads(out)] == [
+        r.product_id for r in rec.recommend(["p1", "p2"], k=3)
+    ]
+
+
+def test_table_output(run: TinyRun, rec: Recommender, capsys: pytest.CaptureFixture[str]) -> None:
+    lines = cli(
+        capsys, "cross-category", "u1", "--level", "2", "-k", "3", *_files(run)
+    ).splitlines()
+    assert lines[0].split()[:3] == ["rank", "product", "score"]
+    expected = rec.cross_category("u1", k=3, level=2)
+    rows = [line.split() for line in lines[1:] if not line.strip().startswith("path:")]
+    assert [r[1] for r in rows] == [r.product_id for r in expected]
+    assert sum(line.strip().startswith("path: (User u1)") for line in lines) == sum(
+        r.path is not None for r in expected
+    )
+    out = cli(capsys, "explain", "u1", expected[0].product_id, "-k", "2", *_files(run))
+    paths = rec.explain("u1", expected[0].product_id, max_paths=2)
+    assert [line.split(maxsplit=2)[2] for line in out.splitlines()] == [str(p) for p in paths]
+
+
+def test_error_is_one_line(run: TinyRun) -> None:
+    proc = kgrec("related", "nope", *_files(run))
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == "kgrec: error: unknown product id 'nope'"
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("recommend", "ghost"), "unknown user id 'ghost'"),
+        (("recommend", "u0", "--category", "No > Such"), "unknown category id 'No > Such'"),
+        (("related", "p0", "-k", "0"), "k must be between 1 and 300, got 0"),
+        (("cross-category", "u0", "--level", "7"), "level must be between 1 and 3, got 7"),
+        (("recommend",), "give either a USER_ID or --products a,b,c (a new user)"),
+        (("explain", "u0", "p1", "-k", "0"), "max_paths must be >= 1, got 0"),
+    ],
+)
+def test_bad_input_exits_with_one_line(run: TinyRun, args: tuple[str, ...], message: str) -> None:
+    from kg.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main([*args, *_files(run)])
+    assert info.value.code == f"kgrec: error: {message}"  # printed as one line, exit status 1
+
+
+def test_serve_builds_the_app(run: TinyRun, monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+    from fastapi.testclient import TestClient
+
+    from kg.cli import main
+
+    served: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(app=app, **kw))
+    assert main(["serve", *_files(run), "--host", "127.0.0.1", "--port", "8123"]) == 0
+    assert served["host"] == "127.0.0.1" and served["port"] == 8123
+    with TestClient(served["app"]) as client:
+        assert client.get("/health").json()["products"] == 300
+
+
+@pytest.mark.neo4j
+def test_write_back_and_queries_from_neo4j(
+    neo4j_db: Any,
+    neo4j_server: Neo4jSettings,
+    run: TinyRun,
+    rec: Recommender,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    write_graph(neo4j_db, load_tables(run), show_progress=False)
+    monkeypatch.setenv("NEO4J_URI", neo4j_server.uri)
+    monkeypatch.setenv("NEO4J_USERNAME", "neo4j")
+    monkeypatch.setenv("NEO4J_PASSWORD", neo4j_server.password or "")
+    out = cli(capsys, "write-back", "--model", str(run.run), "-k", "3", "--no-progress")
+    assert "wrote 900 RELATED edges" in out and "product_fused" in out
+    records, _, _ = neo4j_db.execute_query("MATCH ()-[r:RELATED]->() RETURN count(r) AS n")
+    assert records[0]["n"] == 900
+    # Without --tables the graph is exported from Neo4j.
+    out = cli(capsys, "related", "p5", "--model", str(run.run), "--json", "--no-progress")
+    assert [r["product_id"] for r in json.loads(out)] == [
+        r.product_id for r in rec.related("p5", k=10)
+    ]
