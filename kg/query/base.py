@@ -62,6 +62,9 @@ class RecommenderBase:
         self.model = model
         self.weights = weights or ScoreWeights()
         self.index = build_index(tables, model.node_ids["product"])
+        for lookup in ("product_index", "user_index", "category_index", "brand_index"):
+            getattr(self.index, lookup)  # built now, not by the first query
+        self.index.products_of_brand(0)
         raw = model.product_vectors.detach().cpu().numpy().astype(np.float32)
         norms = np.linalg.norm(raw, axis=1, keepdims=True)
         self.vectors = np.ascontiguousarray(np.divide(raw, norms, where=norms > 0, out=raw))

@@ -101,11 +101,6 @@ class GraphIndex:
         return {u: i for i, u in enumerate(self.user_ids)}
 
     @cached_property
-    def product_path(self) -> np.ndarray:
-        """``(P, D)`` int32: the root-to-leaf category path of each product's leaf."""
-        return self.cat_path[self.leaf]
-
-    @cached_property
     def _brand_members(self) -> tuple[np.ndarray, np.ndarray]:
         order = np.argsort(self.brand, kind="stable").astype(np.int64)
         counts = np.bincount(self.brand, minlength=self.n_brands + 1)

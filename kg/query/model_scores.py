@@ -82,14 +82,13 @@ class ModelScorer:
         s += self.bias
         s -= s.max()
         p = np.exp(s, out=s)
-        p /= p.sum()
+        p *= np.float32((1.0 - self.blend) / float(p.sum(dtype=np.float64)))
         if self.blend == 0.0:
             return p
         # (1 - β) p + β (votes + padding) / Z, without a dense float64 pass per call.
         recent = np.asarray(history, np.int64)[::-1][: self.n_recent]
         weights = self.decay ** np.arange(recent.size)
         scale = self.blend / (self.padding_sum + float(weights @ self.row_sums[recent]))
-        p *= np.float32(1.0 - self.blend)
         p += np.float32(scale) * self.padding32
         for wk, h in zip(weights, recent, strict=True):
             lo, hi = self.cooc.indptr[h], self.cooc.indptr[h + 1]

@@ -60,13 +60,6 @@ class CoocIndex:
         lo, hi = self.csc.indptr[j], self.csc.indptr[j + 1]
         return self.csc.indices[lo:hi], self.csc.data[lo:hi]
 
-    def dense_row(self, i: int) -> np.ndarray:
-        """``(P,)`` float32 ``co(i, ·)``."""
-        out = np.zeros(self.csr.shape[1], np.float32)
-        idx, val = self.row(i)
-        out[idx] = val
-        return out
-
 
 _KIND_ORDER = ("co_interaction", "brand", "category", "co_interaction_2hop")
 _Found = tuple[float, str, int, int]  # weight, kind, source position, payload

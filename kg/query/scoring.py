@@ -5,7 +5,7 @@ Notation: ``v̂_i`` is product ``i``'s fused vector (the fusion GNN's output,
 co-occurrence matrix (counted on the training sequences, rows normalised); ``leaf(i)`` and
 ``brand(i)`` are a product's leaf category and brand; ``depth(c)`` is a category's depth
 (root = 1) and ``shared(a, b)`` the depth of the lowest common ancestor of categories ``a`` and
-``b`` (0 when they have none).
+``b`` (0 when they have none). A product listed in several categories counts in its deepest.
 
 Graph terms, each in ``[0, 1]``:
 
@@ -24,7 +24,8 @@ Graph terms, each in ``[0, 1]``:
 the user's last ``n_recent`` items, with recency weights ``r_k = γ^k / Σ_k' γ^k'``::
 
     m(u, j)  = p(u, j) / max_j' p(u, j')     p = the fusion model's blended distribution
-                                              (FusionRecommender.score_histories)
+                                              (FusionRecommender.score_histories: GNN softmax
+                                              blended with co-occurrence)
     ba(u, j) = Σ_k r_k · [brand(h_k) = brand(j)]      brand affinity
     cp(u, j) = Σ_k r_k · cat(leaf(h_k), leaf(j))      category proximity to recent items
     s(u, j)  = w_model · m(u, j) + w_brand · ba(u, j) + w_category · cp(u, j)
@@ -44,7 +45,12 @@ is the related-score term the path stands for:
   (searched from the 10 latest items, ``x`` among the 32 strongest neighbours of ``h``);
 * ``(h)-[:MADE_BY]->(b)<-[:MADE_BY]-(j)``: ``t = w_brand``;
 * ``(h)-[:IN_CATEGORY]->(leaf)-[:SUBCATEGORY_OF]->...(ancestor)...<-[:IN_CATEGORY]-(j)`` up to
-  the lowest common ancestor, at most ``max_hops`` relationships: ``t = w_category · cat``.
+  the lowest common ancestor, at most 4 relationships from ``h`` (so same or sibling leaves):
+  ``t = w_category · cat``.
+
+Paths start at the user's 50 latest items (``k`` counts from the latest), with a leading
+``(User u)-[:INTERACTED]->`` for a known user; :meth:`~kg.query.Recommender.explain` returns the best path of
+each kind first, then the next best of any kind, ordered by weight.
 
 **New product** (:meth:`~kg.query.Recommender.related_to_new_product`; no retraining). ``t`` is
 the text vector of the new product, written and encoded like every product's text feature
@@ -54,9 +60,12 @@ the text vector of the new product, written and encoded like every product's tex
     v = normalise(α_text · unit(Σ_{j∈N} a_j v̂_j) + α_category · unit(mean of v̂ under the
                   category) + α_brand · unit(mean of v̂ of the brand's products))
 
-(parts that do not exist drop out), then ranked with the related formula with ``co = 0``.
+(parts that do not exist drop out), then ranked with the related formula with ``co = 0`` and the
+given brand and category (any level).
 
-The default weights (:class:`ScoreWeights`) are set by hand, not fitted.
+Defaults (:class:`ScoreWeights`, set by hand, not fitted): ``w_vector = 1``, ``w_co = 0.5``,
+``w_brand = 0.1``, ``w_category = 0.2``, ``w_model = 1``, ``n_recent = 5``, ``γ = 0.8``;
+``α_text, α_category, α_brand = 0.5, 0.3, 0.2`` with 10 text neighbours.
 """
 
 from __future__ import annotations
