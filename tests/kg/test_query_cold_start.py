@@ -126,10 +126,13 @@ def test_catalogue_text_is_encoded_through_the_cache_for_another_encoder(
 
 
 # --------------------------------------------------------------------------- model scorer
-@pytest.mark.parametrize("blend", [0.0, 0.4, 1.0])
-def test_model_scorer_matches_score_histories(run: TinyRun, blend: float) -> None:
+@pytest.mark.parametrize(
+    ("blend", "mode"),
+    [(0.0, "linear"), (0.4, "linear"), (1.0, "linear"), (0.4, "log"), (0.9, "log")],
+)
+def test_model_scorer_matches_score_histories(run: TinyRun, blend: float, mode: str) -> None:
     model = FusionRecommender.load(run.run, device="cpu")
-    model.blend = blend
+    model.blend, model.blend_mode = blend, mode
     scorer = ModelScorer(model)
     rng = np.random.default_rng(0)
     histories = [rng.integers(0, 300, n) for n in (1, 3, 12, 40)] + [np.array([5, 5, 5, 9])]
