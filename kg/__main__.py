@@ -1,0 +1,5 @@
+"""``python -m kg`` runs the ``kgrec`` command line."""
+
+from kg.cli import main
+
+raise SystemExit(main())
