@@ -15,9 +15,10 @@ Scoring blends the model's distribution ``p = softmax(model scores)`` with the c
 distribution ``q = cooc(u, ·) / Σ cooc(u, ·)`` of
 :class:`~gnn.baselines.cooccurrence.ItemCooccurrence` (counted on the train sequences), either
 ``linear``: ``(1 - β) · p + β · q``, or ``log`` (a product of experts):
-``(1 - β) · log p + β · log q``. The mode and ``β`` are chosen from ``config.blend_grid`` on
-the validation split only; ``β = 0`` is the model alone. Both terms read the user's known history for the evaluated
-split, so a user's validation item feeds their test ranking without refitting.
+``(1 - β) · log p + β · log q``, returned normalised (the ``softmax`` of it). The mode and
+``β`` are chosen from ``config.blend_grid`` on the validation split only; ``β = 0`` is the
+model alone. Both terms read the user's known history for the evaluated split, so a user's
+validation item feeds their test ranking without refitting.
 """
 
 from __future__ import annotations
@@ -327,7 +328,9 @@ class FusionRecommender:
             return probs
         cooc = self._cooc_probs(histories, dev)
         if self.blend_mode == "log":
-            return (1 - self.blend) * torch.log(probs + 1e-12) + self.blend * torch.log(cooc)
+            # The normalised geometric mixture: a distribution, ranked like the log blend.
+            mixed = (1 - self.blend) * torch.log(probs + 1e-12) + self.blend * torch.log(cooc)
+            return torch.softmax(mixed, dim=1)
         return (1 - self.blend) * probs + self.blend * cooc
 
     def _cooc_probs(self, histories: list[np.ndarray], dev: torch.device) -> torch.Tensor:

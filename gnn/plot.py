@@ -1,4 +1,4 @@
-"""Training-curve plot of a fitted model (PNG, matplotlib's non-interactive backend)."""
+"""Training-curve plot of a fitted model (PNG through matplotlib's Agg canvas, no pyplot)."""
 
 from __future__ import annotations
 
@@ -20,14 +20,15 @@ def plot_training_curve(curve: Sequence[dict[str, Any]], path: str | Path, title
     Returns:
         ``path``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    # A Figure with its own Agg canvas: no pyplot, so the caller's backend is left alone.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     path = Path(path)
     epochs = [c["epoch"] for c in curve]
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    fig = Figure(figsize=(7, 4), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
     ax.plot(epochs, [c["loss"] for c in curve], color="tab:blue", label="train loss")
     ax.set_xlabel("epoch")
     ax.set_ylabel("train loss (cross-entropy)", color="tab:blue")
@@ -42,5 +43,4 @@ def plot_training_curve(curve: Sequence[dict[str, Any]], path: str | Path, title
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
-    plt.close(fig)
     return path
