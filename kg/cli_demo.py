@@ -136,7 +136,7 @@ def _train_fusion(tables: object, out: Path, args: argparse.Namespace) -> None:
     from gnn.pipeline import train_fusion
 
     print("fusion GNN: encoding product texts (cached in ~/.kgrec/cache/text) and training ...")
-    config = FusionConfig(max_epochs=args.gnn_epochs)
+    config = FusionConfig(max_epochs=args.gnn_epochs, batch_size=2048, lr=5e-3, patience=3)
     result = train_fusion(
         tables,  # type: ignore[arg-type]
         out / "fusion",
@@ -211,6 +211,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--home", help="local Neo4j home (default ~/.kgrec/neo4j)")
     p.add_argument("--port", type=int, help="local Neo4j Bolt port (default 7687)")
     p.add_argument("--kge-epochs", type=int, default=60, help="TransE epochs (default 60)")
-    p.add_argument("--gnn-epochs", type=int, default=40, help="most fusion GNN epochs (default 40)")
+    p.add_argument("--gnn-epochs", type=int, default=20, help="most fusion GNN epochs (default 20)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_demo)
