@@ -260,6 +260,10 @@ def main() -> int:
         "|---:|---:|---:|---:|---:|",
         f"| {args.clients} | {http_row[0]:.1f} | {http_row[1]:.1f} | {http_row[2]:.0f} | "
         f"{http_row[3]} |",
+        "",
+        f"One uvicorn worker answers one request at a time, so with {args.clients} clients each "
+        f"request waits behind the others: {args.clients} / {http_row[2]:.0f} req/s = "
+        f"{1000 * args.clients / max(http_row[2], 1e-9):.0f} ms (Little's law), the p50 above.",
     ]
     if vec is not None:
         lines += [

@@ -70,3 +70,15 @@ def neo4j_db(neo4j_driver: object) -> object:
     """The session's driver, with the database emptied before the test."""
     clear_database(neo4j_driver)
     return neo4j_driver
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """One torch thread for the whole suite: the tensors are tiny, and the session's Neo4j and
+    the suite share two cores."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,15 +25,6 @@ from ingest.sources.synthetic import SyntheticConfig, generate_shop
 
 #: Small, fast training settings for the tiny shop.
 FAST = {"dim": 32, "lr": 5e-3, "batch_size": 512, "max_epochs": 40, "patience": 5}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    # Tiny tensors: one thread is faster and does not fight other processes for the cores.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

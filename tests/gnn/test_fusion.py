@@ -4,7 +4,6 @@ ablation switches, cold-start histories, features, and exact save/load."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,14 +23,6 @@ from tests.gnn.tiny_bert import tiny_bert
 
 #: Small, fast settings for the tiny shop.
 FAST = {"dim": 32, "max_epochs": 30, "eval_every": 2, "patience": 3, "batch_size": 256}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -12,20 +11,7 @@ import torch
 
 from ingest.tables import GraphTables
 from kg.query import GraphPath, Recommendation, Recommender, ScoreWeights, UnknownIdError
-from tests.kg.query_helpers import TinyRun, load_tables, tiny_run
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
-    return tiny_run(tmp_path_factory)
+from tests.kg.query_helpers import TinyRun, load_tables
 
 
 @pytest.fixture(scope="module")

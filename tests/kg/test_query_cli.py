@@ -6,29 +6,14 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import torch
 
 from ingest.neo4j_writer import write_graph
 from kg.neo4j.settings import Neo4jSettings
 from kg.query import Recommender
-from tests.kg.query_helpers import TinyRun, load_tables, tiny_run
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
-    return tiny_run(tmp_path_factory)
+from tests.kg.query_helpers import TinyRun, load_tables
 
 
 @pytest.fixture(scope="module")

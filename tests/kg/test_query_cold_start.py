@@ -2,38 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from gnn.fusion import FusionRecommender
 from ingest.tables import GraphTables
 from kg.query import Recommender, UnknownIdError
 from kg.query.model_scores import ModelScorer
 from tests.gnn.tiny_bert import tiny_bert
-from tests.kg.query_helpers import TinyRun, load_tables, tiny_run
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from tests.kg.query_helpers import TinyRun, load_tables
 
 
 @pytest.fixture(autouse=True)
 def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
-    return tiny_run(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
-import torch
 
 from ingest.neo4j_writer import write_graph
 from ingest.tables import GraphTables
@@ -16,14 +14,6 @@ from kg.query.writeback import FUSED_INDEX, write_fused_vectors, write_related
 from tests.kg.query_helpers import load_tables, tiny_run
 
 pytestmark = pytest.mark.neo4j
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
