@@ -103,6 +103,7 @@ class FusionRecommender:
         self.blend = 0.0
         self.blend_mode = "linear"
         self.ids_sha256 = ""
+        self.shape: tuple[int, int] = (0, 0)
         self.fit_info: dict[str, Any] = {}
 
     # ------------------------------------------------------------------------- fit

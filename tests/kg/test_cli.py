@@ -90,7 +90,7 @@ def test_train_and_evaluate_from_tables(tmp_path: Path) -> None:
     assert ev.returncode == 0, ev.stderr
     again = json.loads(ev.stdout)
     assert again["test"]["ndcg@10"] == pytest.approx(metrics["test"]["ndcg@10"], abs=1e-6)
-    other = generate_shop(SyntheticConfig.preset("tiny", seed=9), show_progress=False)
+    other = generate_shop(SyntheticConfig.preset("tiny", n_products=250), show_progress=False)
     other.save(tmp_path / "other")
     bad = kgrec("evaluate", "--tables", str(tmp_path / "other"), "--model", str(run))
     assert bad.returncode == 1 and "other users/products" in bad.stderr
