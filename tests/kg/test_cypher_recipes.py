@@ -16,7 +16,6 @@ from kg.cypher import load_recipe, recipe, recipes
 from kg.query import Recommender
 from kg.query.writeback import write_fused_vectors, write_related
 from tests.conftest import clear_database
-from tests.kg.query_helpers import load_tables, tiny_run
 
 K = 5
 EXPECTED = {
@@ -47,16 +46,6 @@ def test_every_recipe_has_a_versioned_header() -> None:
 
 
 # ------------------------------------------------------------------------------- Neo4j
-@pytest.fixture(scope="module")
-def tables(tmp_path_factory: pytest.TempPathFactory) -> GraphTables:
-    return load_tables(tiny_run(tmp_path_factory))
-
-
-@pytest.fixture(scope="module")
-def rec(tmp_path_factory: pytest.TempPathFactory, tables: GraphTables) -> Recommender:
-    return Recommender.load(tiny_run(tmp_path_factory).run, tables)
-
-
 @pytest.fixture(scope="module")
 def graph(neo4j_driver: Any, tables: GraphTables, rec: Recommender) -> Any:
     """The session's Neo4j holding the tiny shop, RELATED edges (k=5) and fused vectors."""

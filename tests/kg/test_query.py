@@ -11,17 +11,7 @@ import torch
 
 from ingest.tables import GraphTables
 from kg.query import GraphPath, Recommendation, Recommender, ScoreWeights, UnknownIdError
-from tests.kg.query_helpers import TinyRun, load_tables
-
-
-@pytest.fixture(scope="module")
-def tables(run: TinyRun) -> GraphTables:
-    return load_tables(run)
-
-
-@pytest.fixture(scope="module")
-def rec(run: TinyRun, tables: GraphTables) -> Recommender:
-    return Recommender.load(run.run, tables)
+from tests.kg.query_helpers import TinyRun
 
 
 def _column_map(table: object, key: str, value: str) -> dict[str, str]:

@@ -12,23 +12,13 @@ from ingest.tables import GraphTables
 from kg.query import Recommender, UnknownIdError
 from kg.query.model_scores import ModelScorer
 from tests.gnn.tiny_bert import tiny_bert
-from tests.kg.query_helpers import TinyRun, load_tables
+from tests.kg.query_helpers import TinyRun
 
 
 @pytest.fixture(autouse=True)
 def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
-
-
-@pytest.fixture(scope="module")
-def tables(run: TinyRun) -> GraphTables:
-    return load_tables(run)
-
-
-@pytest.fixture(scope="module")
-def rec(run: TinyRun, tables: GraphTables) -> Recommender:
-    return Recommender.load(run.run, tables)
 
 
 def _product(tables: GraphTables, pid: str) -> dict[str, str]:

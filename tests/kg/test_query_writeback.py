@@ -11,19 +11,8 @@ from ingest.neo4j_writer import write_graph
 from ingest.tables import GraphTables
 from kg.query import Recommender
 from kg.query.writeback import FUSED_INDEX, write_fused_vectors, write_related
-from tests.kg.query_helpers import load_tables, tiny_run
 
 pytestmark = pytest.mark.neo4j
-
-
-@pytest.fixture(scope="module")
-def tables(tmp_path_factory: pytest.TempPathFactory) -> GraphTables:
-    return load_tables(tiny_run(tmp_path_factory))
-
-
-@pytest.fixture(scope="module")
-def rec(tmp_path_factory: pytest.TempPathFactory, tables: GraphTables) -> Recommender:
-    return Recommender.load(tiny_run(tmp_path_factory).run, tables)
 
 
 def _related(driver: Any) -> dict[tuple[str, int], tuple[str, float]]:
