@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from gnn.device import device as resolve_device
 from gnn.device import seed_everything
+from gnn.early_stopping import EarlyStopping, validation_users
 from gnn.model import FusionConfig, FusionGNN
 from gnn.splits import EvalOn, Split
 from ingest.tables import GraphTables
@@ -139,11 +140,9 @@ class FusionRecommender:
         self.popularity = cooc.popularity
         opt = torch.optim.Adam(self.module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         rng = np.random.default_rng(seed)
-        valid_users = split.eval_users("valid")
-        if cfg.valid_users is not None and valid_users.size > cfg.valid_users:
-            valid_users = np.sort(rng.choice(valid_users, cfg.valid_users, replace=False))
+        valid_users = validation_users(split, cfg.valid_users, rng)
         sequential = split.meta.get("protocol") == "leave_one_out"
-        best, best_epoch, stale, best_state = -1.0, 0, 0, self._state()
+        stopper = EarlyStopping(cfg.patience, self._state)
         curve: list[dict[str, float]] = []
         epoch_s: list[float] = []
         bar = tqdm(range(1, cfg.max_epochs + 1), desc="fusion", disable=not show_progress)
@@ -163,25 +162,22 @@ class FusionRecommender:
                 self, split, on="valid", ks=(10,), users=valid_users, show_progress=False
             )["ndcg@10"]
             curve.append({"epoch": epoch, "loss": loss, "valid_ndcg@10": ndcg})
-            bar.set_postfix(loss=f"{loss:.4f}", ndcg10=f"{ndcg:.4f}", best=f"{max(best, ndcg):.4f}")
-            if ndcg > best:
-                best, best_epoch, stale, best_state = ndcg, epoch, 0, self._state()
-            else:
-                stale += 1
-                if stale >= cfg.patience:
-                    break
+            stop = stopper.update(epoch, ndcg)
+            bar.set_postfix(loss=f"{loss:.4f}", ndcg10=f"{ndcg:.4f}", best=f"{stopper.best:.4f}")
+            if stop:
+                break
         bar.close()
         if valid_users.size == 0:
-            best_epoch, best_state = epoch, self._state()
-        self.module.load_state_dict(best_state)
+            stopper.best_epoch, stopper.best_state = epoch, self._state()
+        self.module.load_state_dict(stopper.best_state)
         self._finish()
         blend_curve = self._choose_blend(split, valid_users)
         self.ids_sha256 = split.ids_fingerprint()
         self.fit_info = {
             "seed": seed,
             "epochs_run": epoch,
-            "best_epoch": best_epoch,
-            "best_valid_ndcg@10": best if valid_users.size else None,
+            "best_epoch": stopper.best_epoch,
+            "best_valid_ndcg@10": stopper.best if valid_users.size else None,
             "valid_users": int(valid_users.size),
             "blend": self.blend,
             "blend_mode": self.blend_mode,

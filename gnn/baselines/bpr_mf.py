@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from gnn.device import device as resolve_device
 from gnn.device import seed_everything
+from gnn.early_stopping import EarlyStopping, validation_users
 from gnn.splits import EvalOn, Split
 
 __all__ = ["BPRMF", "BPRConfig", "EmbeddingScorer", "sample_negatives"]
@@ -152,11 +153,8 @@ class EmbeddingScorer:
         opt = torch.optim.Adam(self.module.parameters(), lr=cfg.lr)
         users, items = split.train_pairs()
         rng = np.random.default_rng(seed)
-        valid_users = split.eval_users("valid")
-        if cfg.valid_users is not None and valid_users.size > cfg.valid_users:
-            valid_users = np.sort(rng.choice(valid_users, cfg.valid_users, replace=False))
-        best, best_epoch, stale = -1.0, 0, 0
-        best_state = self._state()
+        valid_users = validation_users(split, cfg.valid_users, rng)
+        stopper = EarlyStopping(cfg.patience, self._state)
         curve: list[tuple[int, float, float]] = []
         start = time.perf_counter()
         bar = tqdm(range(1, cfg.max_epochs + 1), desc=self.name, disable=not show_progress)
@@ -170,23 +168,20 @@ class EmbeddingScorer:
                 self, split, on="valid", ks=(10,), users=valid_users, show_progress=False
             )["ndcg@10"]
             curve.append((epoch, loss, ndcg))
-            bar.set_postfix(loss=f"{loss:.4f}", ndcg10=f"{ndcg:.4f}", best=f"{max(best, ndcg):.4f}")
-            if ndcg > best:
-                best, best_epoch, stale, best_state = ndcg, epoch, 0, self._state()
-            else:
-                stale += 1
-                if stale >= cfg.patience:
-                    break
+            stop = stopper.update(epoch, ndcg)
+            bar.set_postfix(loss=f"{loss:.4f}", ndcg10=f"{ndcg:.4f}", best=f"{stopper.best:.4f}")
+            if stop:
+                break
         bar.close()
         if valid_users.size == 0:
-            best_epoch, best_state = epoch, self._state()
-        self.module.load_state_dict(best_state)
+            stopper.best_epoch, stopper.best_state = epoch, self._state()
+        self.module.load_state_dict(stopper.best_state)
         self._finish()
         self.fit_info = {
             "seed": seed,
             "epochs_run": epoch,
-            "best_epoch": best_epoch,
-            "best_valid_ndcg@10": best if valid_users.size else None,
+            "best_epoch": stopper.best_epoch,
+            "best_valid_ndcg@10": stopper.best if valid_users.size else None,
             "valid_users": int(valid_users.size),
             "curve": curve,
             "seconds": time.perf_counter() - start,

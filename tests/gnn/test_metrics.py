@@ -222,3 +222,16 @@ def test_batch_metrics_equal_metrics_from_exact_ranks(ties: bool) -> None:
     assert metrics.keys() == expected.keys()
     for name in expected:
         np.testing.assert_allclose(metrics[name], expected[name], err_msg=name)
+
+
+def test_early_stopping_keeps_best_state_and_stops_after_patience() -> None:
+    from gnn.early_stopping import EarlyStopping
+
+    states = iter(range(100))
+    stopper = EarlyStopping(2, lambda: {"n": next(states)})
+    assert stopper.best_state == {"n": 0}
+    assert not stopper.update(1, 0.2)
+    assert not stopper.update(2, 0.3)
+    assert not stopper.update(3, 0.25)
+    assert stopper.update(4, 0.3)  # equal is not better: second stale validation
+    assert (stopper.best, stopper.best_epoch, stopper.best_state) == (0.3, 2, {"n": 2})
