@@ -285,14 +285,12 @@ class EmbeddingScorer:
         """
         from safetensors.torch import load_file
 
+        from gnn.model_files import read_model_config
+
         folder = Path(folder)
-        path = folder / "config.json"
-        meta = json.loads(path.read_text())
-        if meta.get("model") != cls.name or meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(
-                f"{path}: model {meta.get('model')!r} format {meta.get('format_version')!r}; "
-                f"{cls.__name__} reads model {cls.name!r} format {FORMAT_VERSION}"
-            )
+        meta = read_model_config(
+            folder, model=cls.name, format_version=FORMAT_VERSION, reader=cls.__name__
+        )
         known = {f.name for f in fields(cls.config_class)}
         config = cls.config_class(**{k: v for k, v in meta["config"].items() if k in known})
         if device is not None:
