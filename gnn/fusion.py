@@ -23,9 +23,8 @@ validation item feeds their test ranking without refitting.
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +40,7 @@ from gnn.model import FusionConfig, FusionGNN
 from gnn.splits import EvalOn, Split
 from ingest.tables import GraphTables
 
-__all__ = ["FORMAT_VERSION", "FusionRecommender", "history_matrix"]
-
-FORMAT_VERSION = 1
+__all__ = ["FusionRecommender", "history_matrix"]
 _KG_RELATIONS_EXCLUDED = {"interacted", "rev_interacted", "followed_by", "rev_followed_by"}
 
 
@@ -347,51 +344,11 @@ class FusionRecommender:
 
     # ------------------------------------------------------------------- save / load
     def save(self, folder: str | Path) -> Path:
-        """Write ``config.json``, ``model.safetensors`` and ``id_maps.json`` to ``folder``."""
-        from safetensors.torch import save_file
+        """Write ``config.json``, ``model.safetensors`` and ``id_maps.json`` to ``folder``
+        (see :mod:`gnn.fusion_io`)."""
+        from gnn.fusion_io import save_fusion
 
-        from kg.versions import library_versions
-
-        if self.module is None or self.product_vectors is None or self.cooc is None:
-            raise RuntimeError("FusionRecommender.save before fit")
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        tensors = {f"module.{k}": v.cpu().contiguous() for k, v in self._state().items()}
-        tensors["product_vectors"] = self.product_vectors.cpu().contiguous()
-        if self.user_node_vectors is not None:
-            tensors["user_node_vectors"] = self.user_node_vectors.cpu().contiguous()
-        if self.features is not None:
-            tensors["features"] = self.features.cpu().contiguous()
-        for i, ei in enumerate(self.edge_index.values()):
-            tensors[f"edge_index.{i}"] = ei.cpu().contiguous()
-        cooc = self.cooc.tocsr()
-        tensors["cooc.indptr"] = torch.as_tensor(cooc.indptr.astype(np.int64))
-        tensors["cooc.indices"] = torch.as_tensor(cooc.indices.astype(np.int64))
-        tensors["cooc.data"] = torch.as_tensor(cooc.data.astype(np.float64))
-        assert self.popularity is not None
-        tensors["popularity"] = torch.as_tensor(self.popularity.astype(np.float64))
-        tmp = folder / "model.safetensors.tmp"
-        save_file(tensors, str(tmp))
-        tmp.replace(folder / "model.safetensors")
-        (folder / "id_maps.json").write_text(json.dumps(self.node_ids))
-        meta = {
-            "format_version": FORMAT_VERSION,
-            "model": self.name,
-            "config": asdict(self.config),
-            "edge_types": [list(et) for et in self.edge_index],
-            "feature_dim": 0 if self.features is None else int(self.features.shape[1]),
-            "features": self.feature_info,
-            "n_users": self.shape[0],
-            "n_items": self.shape[1],
-            "ids_sha256": self.ids_sha256,
-            "blend": self.blend,
-            "blend_mode": self.blend_mode,
-            "cooccurrence": self.cooc_config,
-            "fit": self.fit_info,
-            "versions": library_versions(),
-        }
-        (folder / "config.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
-        return folder
+        return save_fusion(self, folder)
 
     @classmethod
     def load(cls, folder: str | Path, *, device: str | None = None) -> FusionRecommender:
@@ -400,57 +357,9 @@ class FusionRecommender:
         Raises:
             ValueError: the folder holds another model or format version.
         """
-        from safetensors.torch import load_file
+        from gnn.fusion_io import load_fusion
 
-        from gnn.model_files import read_model_config
-
-        folder = Path(folder)
-        meta = read_model_config(
-            folder, model=cls.name, format_version=FORMAT_VERSION, reader="FusionRecommender"
-        )
-        known = {f.name for f in fields(FusionConfig)}
-        config = FusionConfig(**{k: v for k, v in meta["config"].items() if k in known})
-        if device is not None:
-            config = replace(config, device=device)
-        dev = resolve_device(config.device)
-        tensors = load_file(str(folder / "model.safetensors"), device=str(dev))
-        self = cls.__new__(cls)
-        FusionRecommender.__init__(
-            self,
-            None,
-            replace(config, use_text=False, use_kge=False, use_id=True),
-            feature_info=meta.get("features"),
-        )
-        self.config = config
-        self.node_ids = json.loads((folder / "id_maps.json").read_text())
-        edge_types = [tuple(et) for et in meta["edge_types"]]
-        self.edge_index = {et: tensors[f"edge_index.{i}"] for i, et in enumerate(edge_types)}
-        self.features = tensors.get("features")
-        num_nodes = {nt: len(ids) for nt, ids in self.node_ids.items()}
-        self.module = FusionGNN(config, num_nodes, edge_types, int(meta["feature_dim"])).to(dev)
-        self.module.load_state_dict(
-            {k[len("module.") :]: v for k, v in tensors.items() if k.startswith("module.")}
-        )
-        self.module.eval()
-        self.product_vectors = tensors["product_vectors"]
-        self.user_node_vectors = tensors.get("user_node_vectors")
-        n = int(meta["n_items"])
-        self.cooc = sp.csr_matrix(
-            (
-                tensors["cooc.data"].cpu().numpy(),
-                tensors["cooc.indices"].cpu().numpy(),
-                tensors["cooc.indptr"].cpu().numpy(),
-            ),
-            shape=(n, n),
-        )
-        self.popularity = tensors["popularity"].cpu().numpy()
-        self.cooc_config = meta["cooccurrence"]
-        self.blend = float(meta["blend"])
-        self.blend_mode = str(meta.get("blend_mode", "linear"))
-        self.shape = (int(meta["n_users"]), n)
-        self.ids_sha256 = meta["ids_sha256"]
-        self.fit_info = meta.get("fit", {})
-        return self
+        return load_fusion(cls, folder, device=device)
 
     def matches(self, split: Split) -> bool:
         """Whether ``split`` has the user and item ids this model was fitted on."""
