@@ -328,17 +328,12 @@ class FusionRecommender:
         return (1 - self.blend) * probs + self.blend * cooc
 
     def _cooc_probs(self, histories: list[np.ndarray], dev: torch.device) -> torch.Tensor:
+        from gnn.baselines.cooccurrence import CooccurrenceConfig, ItemCooccurrence
+
         assert self.cooc is not None and self.popularity is not None
-        n_recent = int(self.cooc_config.get("n_recent", 5))
-        decay = float(self.cooc_config.get("recency_decay", 0.8))
-        pop_w = float(self.cooc_config.get("popularity_weight", 1e-6))
-        recent = [np.asarray(h, np.int64)[::-1][:n_recent] for h in histories]
-        sizes = np.fromiter((r.size for r in recent), np.int64, len(recent))
-        cols = np.concatenate([*recent, np.zeros(0, np.int64)])
-        rows = np.repeat(np.arange(len(recent)), sizes)
-        steps = np.arange(cols.size) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-        votes = sp.csr_matrix((decay**steps, (rows, cols)), shape=(len(recent), self.cooc.shape[0]))
-        scores = (votes @ self.cooc).toarray() + pop_w * self.popularity[None, :] + 1e-12
+        scorer = ItemCooccurrence(CooccurrenceConfig(**self.cooc_config))
+        scorer.item_item, scorer.popularity = self.cooc, self.popularity
+        scores = scorer.score_histories(histories) + 1e-12
         scores /= scores.sum(axis=1, keepdims=True)
         return torch.as_tensor(scores, dtype=torch.float32, device=dev)
 

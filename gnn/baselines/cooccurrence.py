@@ -119,17 +119,23 @@ class ItemCooccurrence:
 
     def score(self, user_indices: np.ndarray, split: Split, on: EvalOn) -> np.ndarray:
         """``(len(user_indices), n_items)`` float64 scores from ``split.history(on)``."""
+        history = split.history(on)
+        return self.score_histories([history[u] for u in user_indices])
+
+    def score_histories(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """``(len(histories), n_items)`` float64 scores of users given by their item histories
+        (item indices, oldest first)."""
         if self.item_item is None or self.popularity is None:
             raise RuntimeError("ItemCooccurrence.score before fit")
         cfg = self.config
-        history = split.history(on)
-        recent = [history[u][::-1][: cfg.n_recent] for u in user_indices]
+        recent = [np.asarray(h, np.int64)[::-1][: cfg.n_recent] for h in histories]
         sizes = np.fromiter((r.size for r in recent), np.int64, len(recent))
         cols = np.concatenate([*recent, np.zeros(0, np.int64)]).astype(np.int64)
         rows = np.repeat(np.arange(len(recent)), sizes)
         steps_back = np.arange(cols.size) - np.repeat(np.cumsum(sizes) - sizes, sizes)
         weights = cfg.recency_decay**steps_back
-        votes = sp.csr_matrix((weights, (rows, cols)), shape=(len(recent), split.n_items))
+        n_items = self.item_item.shape[0]
+        votes = sp.csr_matrix((weights, (rows, cols)), shape=(len(recent), n_items))
         scores = (votes @ self.item_item).toarray()
         scores += cfg.popularity_weight * self.popularity[None, :]
         return scores
