@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,15 +12,7 @@ import pytest
 from ingest.sources.synthetic import SyntheticConfig, generate_shop
 from ingest.tables import GraphTables
 from kg.neo4j.settings import Neo4jSettings
-
-
-def kgrec(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("NEO4J_")}
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "kg.cli", *args], capture_output=True, text=True, env=full_env,
-        check=False, timeout=600,
-    )  # fmt: skip
+from tests.kg.cli_helpers import kgrec
 
 
 def test_help_does_not_import_heavy_libraries() -> None:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -13,21 +10,13 @@ import pytest
 from ingest.neo4j_writer import write_graph
 from kg.neo4j.settings import Neo4jSettings
 from kg.query import Recommender
+from tests.kg.cli_helpers import kgrec
 from tests.kg.query_helpers import TinyRun, load_tables
 
 
 @pytest.fixture(scope="module")
 def rec(run: TinyRun) -> Recommender:
     return Recommender.load(run.run, run.tables)
-
-
-def kgrec(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("NEO4J_")}
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "kg.cli", *args], capture_output=True, text=True, env=full_env,
-        check=False, timeout=600,
-    )  # fmt: skip
 
 
 def cli(capsys: pytest.CaptureFixture[str], *args: str) -> str:
