@@ -288,15 +288,16 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", help="run only models whose name contains these")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
-    parts = []
+    # Each part owns its BENCHMARKS.md section, so running one part keeps the other's table.
+    sections = []
     if args.part in ("amazon", "both"):
-        parts.append(run_amazon(args))
+        sections.append(("fusion", "Fusion GNN: Amazon Industrial & Scientific", run_amazon(args)))
     if args.part in ("kgat", "both"):
-        parts.append(run_kgat(args))
-    body = "\n\n".join(parts)
-    print(body)
-    if not args.no_write and not args.only:
-        write_section("fusion", "Fusion GNN", body)
+        sections.append(("fusion-kgat", "Fusion GNN: KGAT Amazon-Book", run_kgat(args)))
+    for key, title, body in sections:
+        print(body)
+        if not args.no_write and not args.only:
+            write_section(key, title, body)
     return 0
 
 
