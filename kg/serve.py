@@ -7,20 +7,30 @@ Endpoints (all read-only; none takes Cypher or any other query text from the cal
 * ``GET /products/{product_id}/related?k=&same_category=&exclude=``
 * ``GET /users/{user_id}/recommendations?k=&categories=&exclude_seen=&paths=``
 * ``POST /recommendations?k=&categories=`` with a JSON list of product ids (a new user)
+* ``POST /products/related`` with a JSON new product (title, description, category, brand; cold
+  start)
 * ``GET /users/{user_id}/cross-category?k=&level=``
 * ``GET /users/{user_id}/explain/{product_id}?max_paths=``
 
 Unknown ids answer 404, parameters out of range (``k`` outside ``1..n_products``, a level
 not in the tree...) 422. ``/openapi.json`` documents the response models; ``/docs`` shows them.
+
+Ids in the path are percent-encoded by the client (``urllib.parse.quote(id, safe="")``), so an
+id may hold ``/`` (sent as ``%2F``): the routes match the still-encoded ``raw_path`` of the
+request and decode each id after the match (:class:`_EncodedIdRoute`).
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the endpoint annotations at runtime,
 # and some (the k bound) are built inside create_app.
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote
 
 from fastapi import Body, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.routing import Match
+from starlette.types import Scope
 
 from kg import __version__
 from kg.query import Recommender, UnknownIdError
@@ -72,7 +82,9 @@ class RecommendationList(BaseModel):
     """Ranked products for one query."""
 
     operation: Literal["related", "recommend", "cross_category"]
-    query: str | None = Field(description="the product or user id; null for a new user")
+    query: str | None = Field(
+        description="the product or user id; null for a new user or a new product"
+    )
     items: list[RecommendationModel]
 
 
@@ -101,6 +113,57 @@ class ErrorModel(BaseModel):
     detail: str
 
 
+class NewProductModel(BaseModel):
+    """A product that is not in the graph (cold start): its text, category and brand."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=2000, pattern=r"\S", description="its title")
+    description: str | None = Field(default=None, max_length=20000)
+    category_id: str | None = Field(
+        default=None, min_length=1, description="its category id (any level of the tree)"
+    )
+    brand_id: str | None = Field(default=None, min_length=1, description="its brand id")
+    k: int = Field(default=10, ge=1, le=100, description="number of results, 1..100")
+    same_category: bool | None = Field(
+        default=None,
+        description="true: only products under category_id; false: only products outside it "
+        "(needs category_id)",
+    )
+
+
+class _EncodedIdRoute(APIRoute):
+    """A route matched on the request's ``raw_path``, so a percent-encoded ``/`` (``%2F``) stays
+    inside its path segment; the path parameters are percent-decoded after the match.
+
+    Servers decode ``%2F`` in ``scope["path"]`` before routing, where it would split the id.
+    ``raw_path`` carries the same ``root_path`` prefix as ``path`` (uvicorn puts it on both).
+    Without a ``raw_path`` (it is optional in ASGI) the route matches ``scope["path"]`` as usual.
+    """
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        raw, path = scope.get("raw_path"), scope.get("path", "")
+        try:
+            encoded = raw.decode("ascii") if isinstance(raw, bytes) and raw else None
+        except UnicodeDecodeError:
+            encoded = None
+        if encoded is None:
+            return super().matches(scope)
+        # the router's redirect_slashes retry adds or strips a trailing '/' in path only
+        decoded = unquote(encoded)
+        if path == decoded + "/":
+            encoded += "/"
+        elif path != decoded and path == decoded.rstrip("/"):
+            encoded = encoded.rstrip("/")
+        match, child = super().matches({**scope, "path": encoded})
+        if match is not Match.NONE:
+            child["path_params"] = {
+                name: unquote(value) if isinstance(value, str) else value
+                for name, value in child["path_params"].items()
+            }
+        return match, child
+
+
 def create_app(recommender: Recommender) -> FastAPI:
     """The FastAPI application serving ``recommender`` (see the module docstring).
 
@@ -115,12 +178,14 @@ def create_app(recommender: Recommender) -> FastAPI:
         description="Graph-aware related, personalised and cross-category recommendations "
         "with graph-path explanations.",
     )
+    app.router.route_class = _EncodedIdRoute
     errors: dict[int | str, dict[str, Any]] = {
         404: {"model": ErrorModel, "description": "unknown id"}
     }
     K = Annotated[int, Query(ge=1, le=n, description=f"number of results, 1..{n}")]
-    ProductId = Annotated[str, Path(min_length=1, max_length=512)]
-    UserId = Annotated[str, Path(min_length=1, max_length=512)]
+    encoded = "percent-encoded in the URL ('/' as %2F)"
+    ProductId = Annotated[str, Path(min_length=1, max_length=512, description=encoded)]
+    UserId = Annotated[str, Path(min_length=1, max_length=512, description=encoded)]
 
     @app.exception_handler(UnknownIdError)
     async def _unknown(request: Request, exc: UnknownIdError) -> JSONResponse:
@@ -198,6 +263,20 @@ def create_app(recommender: Recommender) -> FastAPI:
     ) -> dict[str, Any]:
         """Personalised products for a new user given by the products they interacted with."""
         return listing("recommend", None, rec.recommend(products, k, categories=categories))
+
+    @app.post("/products/related", response_model=RecommendationList, responses=errors)
+    def related_to_new_product(product: NewProductModel) -> dict[str, Any]:
+        """Products related to a new product given by its title, description, category and
+        brand (cold start: not in the graph, no retraining)."""
+        out = rec.related_to_new_product(
+            product.title,
+            product.description,
+            category_id=product.category_id,
+            brand_id=product.brand_id,
+            k=product.k,
+            same_category=product.same_category,
+        )
+        return listing("related", None, out)
 
     @app.get("/users/{user_id}/cross-category", response_model=RecommendationList, responses=errors)
     def cross_category(

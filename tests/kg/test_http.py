@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from urllib.parse import quote
 
+import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
 
+from gnn.fusion import FusionRecommender
+from ingest.tables import GraphTables
 from kg.query import Recommender
 from kg.serve import create_app
-from tests.kg.query_helpers import load_tables, tiny_run
+from tests.kg.query_helpers import TinyRun, load_tables, tiny_run
+
+#: Ids of the tiny shop renamed to hold '/' (and a '%2F' that must stay as written); each new id
+#: sorts where the old one did, as the model's product order is the sorted ids.
+SLASHED = {"p0": "p0/kit%2F", "p7": "p7/kit", "u1": "u1/shop"}
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +29,46 @@ def rec(tmp_path_factory: pytest.TempPathFactory) -> Recommender:
 @pytest.fixture(scope="module")
 def client(rec: Recommender) -> Iterator[TestClient]:
     with TestClient(create_app(rec)) as c:
+        yield c
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+
+
+def _renamed(tables: GraphTables, ids: dict[str, str]) -> GraphTables:
+    """``tables`` with the product and user ids in ``ids`` renamed, wherever they occur."""
+    columns = {
+        "users": ("id",), "products": ("id",), "interactions": ("user_id", "product_id"),
+        "in_category": ("product_id",), "made_by": ("product_id",),
+        "triples": ("head_id", "tail_id"),
+    }  # fmt: skip
+    out = {}
+    for name, cols in columns.items():
+        table = tables.table(name)
+        for col in cols:
+            values = [ids.get(v, v) for v in table.column(col).to_pylist()]
+            i = table.schema.get_field_index(col)
+            table = table.set_column(i, table.schema.field(i), pa.array(values, pa.string()))
+        out[name] = table
+    kept = {n: tables.table(n) for n in ("categories", "brands", "entities", "subcategory_of")}
+    return GraphTables(**out, **kept, meta=dict(tables.meta))
+
+
+@pytest.fixture(scope="module")
+def slashed(run: TinyRun) -> Recommender:
+    """The tiny run's recommender with the ids of :data:`SLASHED` renamed."""
+    model = FusionRecommender.load(run.run, device="cpu")
+    for kind in ("product", "user"):
+        model.node_ids[kind] = [SLASHED.get(i, i) for i in model.node_ids[kind]]
+    return Recommender(model, _renamed(load_tables(run), SLASHED))
+
+
+@pytest.fixture(scope="module")
+def slashed_client(slashed: Recommender) -> Iterator[TestClient]:
+    with TestClient(create_app(slashed)) as c:
         yield c
 
 
@@ -76,6 +124,92 @@ def test_cross_category_and_explain(client: TestClient, rec: Recommender) -> Non
     assert body["paths"] == [p.to_dict() for p in rec.explain("u1", product, max_paths=2)]
 
 
+def test_new_product(
+    client: TestClient, rec: Recommender, tables: GraphTables, offline: None
+) -> None:
+    (row,) = [r for r in tables.products.to_pylist() if r["id"] == "p3"]
+    body = {"title": row["title"], "description": row["description"], "k": 7}
+    r = client.post("/products/related", json=body)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["operation"] == "related" and out["query"] is None
+    items = out["items"]
+    assert [x["rank"] for x in items] == list(range(1, 8))
+    assert [x["score"] for x in items] == sorted((x["score"] for x in items), reverse=True)
+    expected = rec.related_to_new_product(row["title"], row["description"], k=7)
+    assert items == [x.to_dict() for x in expected]
+    assert len(client.post("/products/related", json={"title": "bolt"}).json()["items"]) == 10
+    dept = rec.related("p0", k=1)[0].category_id.split(" > ")[0]  # type: ignore[union-attr]
+    body = {"title": "steel hex bolt", "category_id": dept, "k": 20, "same_category": True}
+    inside = client.post("/products/related", json=body).json()["items"]
+    assert len(inside) == 20 and all(x["category_id"].startswith(dept + " > ") for x in inside)
+
+
+def test_new_product_unknown_ids_are_404(client: TestClient, offline: None) -> None:
+    for body in (
+        {"title": "bolt", "category_id": "No > Such"},
+        {"title": "bolt", "brand_id": "zz"},
+    ):
+        r = client.post("/products/related", json=body)
+        assert r.status_code == 404, r.text
+        assert r.json()["detail"].startswith("unknown ")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"description": "a bolt"},
+        {"title": ""},
+        {"title": "  "},
+        {"title": "bolt", "k": 0},
+        {"title": "bolt", "k": 101},
+        {"title": "bolt", "same_category": True},
+        {"title": "bolt", "same_category": "maybe", "category_id": "x"},
+        {"title": "bolt", "colour": "red"},
+        ["bolt"],
+    ],
+)
+def test_new_product_bad_body_is_422(client: TestClient, body: object) -> None:
+    r = client.post("/products/related", json=body)
+    assert r.status_code == 422, r.text
+
+
+def test_ids_with_slashes(slashed_client: TestClient, slashed: Recommender) -> None:
+    product, other, user = SLASHED["p0"], SLASHED["p7"], SLASHED["u1"]
+    url = f"/products/{quote(product, safe='')}/related"
+    assert url == "/products/p0%2Fkit%252F/related"
+    r = slashed_client.get(url, params={"k": 5, "exclude": [other]})
+    assert r.status_code == 200, r.text
+    assert r.json()["query"] == product
+    assert r.json()["items"] == [
+        x.to_dict() for x in slashed.related(product, k=5, exclude=[other])
+    ]
+    r = slashed_client.get(f"/users/{quote(user, safe='')}/recommendations", params={"k": 4})
+    assert r.status_code == 200, r.text
+    assert r.json()["query"] == user
+    assert r.json()["items"] == [x.to_dict() for x in slashed.recommend(user, k=4)]
+    r = slashed_client.post("/recommendations", params={"k": 3}, json=[product, other])
+    assert r.json()["items"] == [x.to_dict() for x in slashed.recommend([product, other], k=3)]
+    r = slashed_client.get(f"/users/{quote(user, safe='')}/cross-category", params={"k": 3})
+    assert r.status_code == 200, r.text
+    assert r.json()["items"] == [x.to_dict() for x in slashed.cross_category(user, k=3)]
+    for target in (product, other):
+        r = slashed_client.get(f"/users/{quote(user, safe='')}/explain/{quote(target, safe='')}")
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["user_id"] == user and body["product_id"] == target
+        assert body["paths"] == [p.to_dict() for p in slashed.explain(user, target)]
+        steps = body["paths"][0]["steps"]
+        assert steps[0]["source"]["id"] == user and steps[-1]["target"]["id"] == target
+    # Plain ids keep working on the same app, and a '/' left unencoded is not an id.
+    assert slashed_client.get("/products/p1/related", params={"k": 2}).status_code == 200
+    assert slashed_client.get("/products/p1/related/").status_code == 200  # slash redirect
+    assert slashed_client.get("/products/p7/kit/related").status_code == 404
+    r = slashed_client.get(f"/products/{quote('p7/nope', safe='')}/related")
+    assert r.status_code == 404 and r.json()["detail"] == "unknown product id 'p7/nope'"
+
+
 @pytest.mark.parametrize(
     ("method", "url", "params", "json"),
     [
@@ -127,6 +261,7 @@ def test_openapi_documents_the_api(client: TestClient) -> None:
     assert set(paths) == {
         "/health",
         "/products/{product_id}/related",
+        "/products/related",
         "/users/{user_id}/recommendations",
         "/recommendations",
         "/users/{user_id}/cross-category",
@@ -134,9 +269,10 @@ def test_openapi_documents_the_api(client: TestClient) -> None:
     }
     methods = {(p, m) for p, ops in paths.items() for m in ops}
     assert {m for _, m in methods} == {"get", "post"}
-    assert [p for p, m in methods if m == "post"] == ["/recommendations"]
+    assert sorted(p for p, m in methods if m == "post") == ["/products/related", "/recommendations"]
     schemas = spec["components"]["schemas"]
-    for name in ("RecommendationList", "RecommendationModel", "GraphPathModel", "HealthModel"):
+    models = ("RecommendationList", "RecommendationModel", "GraphPathModel", "HealthModel")
+    for name in (*models, "NewProductModel"):
         assert name in schemas
     assert set(schemas["RecommendationModel"]["required"]) >= {"product_id", "score", "rank"}
     related = paths["/products/{product_id}/related"]["get"]
@@ -153,9 +289,24 @@ def test_openapi_documents_the_api(client: TestClient) -> None:
         "product_id", "user_id", "k", "same_category", "exclude", "paths", "categories",
         "exclude_seen", "level", "max_paths",
     }  # fmt: skip
-    bodies = [
-        op["requestBody"] for ops in paths.values() for op in ops.values() if "requestBody" in op
-    ]
-    (body,) = bodies
-    array = body["content"]["application/json"]["schema"]
+    bodies = {
+        p: op["requestBody"]["content"]["application/json"]["schema"]
+        for p, ops in paths.items()
+        for op in ops.values()
+        if "requestBody" in op
+    }
+    assert set(bodies) == {"/recommendations", "/products/related"}
+    array = bodies["/recommendations"]
     assert array["type"] == "array" and array["items"]["type"] == "string"
+    assert bodies["/products/related"]["$ref"].endswith("/NewProductModel")
+    new = schemas["NewProductModel"]
+    assert new["required"] == ["title"] and new["additionalProperties"] is False
+    assert set(new["properties"]) == {
+        "title", "description", "category_id", "brand_id", "k", "same_category",
+    }  # fmt: skip
+    assert new["properties"]["k"]["minimum"] == 1 and new["properties"]["k"]["maximum"] == 100
+    new_related = paths["/products/related"]["post"]["responses"]
+    assert new_related["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/RecommendationList"
+    )
+    assert "404" in new_related and "422" in new_related
