@@ -3,8 +3,7 @@
 :meth:`gnn.fusion.FusionRecommender.score_histories` is written for batches of users in torch;
 for one user at a time a torch ``(1, d) @ (d, P)`` product is slower than numpy's matrix-vector
 product (about 4 ms against 2 ms at 100k products on this project's 2-core machine), so
-:class:`ModelScorer` computes the same quantity with the model's own user side (torch, a few
-rows) and the catalogue side in numpy. With ``p = softmax(P u + b)`` and the co-occurrence
+:class:`ModelScorer` computes the same quantity in numpy, user side included. With ``p = softmax(P u + b)`` and the co-occurrence
 distribution ``q = (Σ_k decay^k · C[h_k, ·] + w_pop · pop + 1e-12) / Z``:
 
 * ``linear`` blend: ``(1 - β) · p + β · q``;
@@ -60,25 +59,70 @@ class ModelScorer:
         self.padding32 = padding.astype(np.float32)
         self.padding_sum = float(padding.sum())
         self.log_padding = np.log(padding)
-        self.log_padding_beta = (self.blend * self.log_padding).astype(np.float32)
+        self.log_offset = (
+            (1.0 - self.blend) * self.bias.astype(np.float64) + self.blend * self.log_padding
+        ).astype(np.float32)
+        module = model.module
+        self.history_len = int(model.config.history_len)
+        self.position_logits = module.position_logits.detach().cpu().numpy().astype(np.float64)
+        self.proj_weight = module.history_proj.weight.detach().cpu().numpy().astype(np.float32)
+        self.proj_bias = module.history_proj.bias.detach().cpu().numpy().astype(np.float32)
+        nodes = model.user_node_vectors
+        self.user_nodes = None if nodes is None else nodes.detach().cpu().numpy()
 
     def user_vector(self, history: np.ndarray, user_index: int | None = None) -> np.ndarray:
         """``(d,)`` float32: the model's user vector from a history (product indices, oldest
-        first), plus the user node's vector when the model has them and ``user_index`` is given."""
-        import torch
+        first), plus the user node's vector when the model has them and ``user_index`` is given.
 
-        from gnn.fusion import history_matrix
+        The same computation as ``FusionGNN.user_vectors`` (position-weighted mean of the
+        latest items, then the history projection), in numpy for one user."""
+        recent = np.asarray(history, np.int64)[::-1][: self.history_len]
+        pooled = np.zeros(self.vectors.shape[1], np.float32)
+        if recent.size:
+            a = self.position_logits[: recent.size]
+            w = np.exp(a - a.max())
+            w /= w.sum()
+            pooled = w @ self.vectors[recent]
+        u = self.proj_weight @ pooled + self.proj_bias
+        if self.user_nodes is not None and user_index is not None:
+            u = u + self.user_nodes[user_index]
+        return u.astype(np.float32, copy=False)
 
-        m = self.model
-        assert m.module is not None and m.product_vectors is not None
-        dev = m.product_vectors.device
-        hist = torch.as_tensor(history_matrix([history], m.config.history_len), device=dev)
-        nodes = None
-        if m.user_node_vectors is not None and user_index is not None:
-            nodes = m.user_node_vectors[torch.as_tensor([user_index], device=dev)]
-        with torch.no_grad():
-            u = m.module.user_vectors(m.product_vectors, hist, nodes)
-        return u[0].cpu().numpy().astype(np.float32)
+    def relative(self, history: np.ndarray, user_index: int | None = None) -> np.ndarray:
+        """``(P,)`` float32 blended probabilities divided by their maximum (the best product
+        scores 1): the ``m(u, ·)`` of :mod:`kg.query.scoring`.
+
+        Computed without normalising the distribution where the ranking does not need it:
+        in the ``log`` blend the softmax normaliser of ``p`` and ``q`` cancel, so it is
+        ``exp(z - max z)`` with ``z = P ((1 - β) u) + (1 - β) b + β log(padding + votes)``.
+
+        Args:
+            history: product indices, oldest first.
+            user_index: the user's index in the model (``None`` for a new user).
+        """
+        u = self.user_vector(history, user_index)
+        beta = self.blend
+        if beta > 0.0 and self.blend_mode == "log":
+            idx, votes = self._votes(history)
+            z = self.vectors @ (u * np.float32(1.0 - beta))
+            z += self.log_offset
+            z[idx] += (beta * (np.log(self.padding[idx] + votes) - self.log_padding[idx])).astype(
+                np.float32
+            )
+        else:
+            z = self.vectors @ u
+            z += self.bias
+        z -= z.max()
+        e = np.exp(z, out=z)
+        if beta == 0.0 or self.blend_mode == "log":
+            return e
+        idx, votes = self._votes(history)
+        e *= np.float32((1.0 - beta) / float(e.sum(dtype=np.float64)))
+        scale = beta / (self.padding_sum + float(votes.sum()))
+        e += np.float32(scale) * self.padding32
+        e[idx] += (scale * votes).astype(np.float32)
+        e *= np.float32(1.0 / float(e.max()))
+        return e
 
     def distribution(self, history: np.ndarray, user_index: int | None = None) -> np.ndarray:
         """``(P,)`` float32 blended probabilities (sums to 1), as ``score_histories`` gives.
@@ -87,32 +131,9 @@ class ModelScorer:
             history: product indices, oldest first.
             user_index: the user's index in the model (``None`` for a new user).
         """
-        s = self.vectors @ self.user_vector(history, user_index)
-        s += self.bias
-        s -= s.max()
-        p = np.exp(s, out=s)
-        p *= np.float32(1.0 / float(p.sum(dtype=np.float64)))
-        if self.blend == 0.0:
-            return p
-        idx, votes = self._votes(history)
-        beta = self.blend
-        if self.blend_mode == "log":
-            m = np.log(p + np.float32(1e-12), out=p)
-            m *= np.float32(1.0 - beta)
-            m += self.log_padding_beta
-            # log q - log(padding) at the neighbours; the constant log Z cancels in the softmax
-            m[idx] += (beta * (np.log(self.padding[idx] + votes) - self.log_padding[idx])).astype(
-                np.float32
-            )
-            m -= m.max()
-            np.exp(m, out=m)
-            m *= np.float32(1.0 / float(m.sum(dtype=np.float64)))
-            return m
-        scale = beta / (self.padding_sum + float(votes.sum()))
-        p *= np.float32(1.0 - beta)
-        p += np.float32(scale) * self.padding32
-        p[idx] += (scale * votes).astype(np.float32)
-        return p
+        r = self.relative(history, user_index)
+        r *= np.float32(1.0 / float(r.sum(dtype=np.float64)))
+        return r
 
     def _votes(self, history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(products ascending, Σ_k decay^k C[h_k, product])`` over the last ``n_recent``."""

@@ -236,8 +236,7 @@ class Recommender(RecommenderBase):
 
     def _user_scores(self, history: np.ndarray, user_id: str | None) -> tuple[np.ndarray, Parts]:
         m = self._model_users.get(user_id) if user_id is not None else None
-        p = self.scorer.distribution(history, m)
-        return user_scores(self.index, self.weights, p, history)
+        return user_scores(self.index, self.weights, self.scorer.relative(history, m), history)
 
     def _related_total(self, i: int, cos: np.ndarray) -> tuple[np.ndarray, Parts]:
         """Related scores of every product to product ``i`` (``i`` itself ``-inf``)."""

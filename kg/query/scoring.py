@@ -237,33 +237,33 @@ def related_scores(
 
 
 def user_scores(
-    index: GraphIndex, weights: ScoreWeights, p: np.ndarray, history: np.ndarray
+    index: GraphIndex, weights: ScoreWeights, m: np.ndarray, history: np.ndarray
 ) -> tuple[np.ndarray, Parts]:
     """The personalised score ``s(u, ·)`` of every product (module docstring).
 
     Args:
         index: the graph index.
         weights: the weights.
-        p: ``(P,)`` the model's blended distribution for the user.
+        m: ``(P,)`` float32 ``m(u, ·)``: the model's blended distribution divided by its
+            maximum (:meth:`~kg.query.model_scores.ModelScorer.relative`).
         history: the user's product indices, oldest first.
 
     Returns:
         ``(total (P,) float32, parts)``; ``parts(top)`` gives each term at ``top``.
     """
     w = weights
-    top_p = float(p.max())
-    scale = np.float32(w.model / top_p if top_p > 0 else 0.0)
-    total = p.astype(np.float32) * scale
+    scale = np.float32(w.model)
     ba, cp = history_terms(index, history[::-1], w)
     ba *= np.float32(w.brand)
+    cp *= np.float32(w.category)
+    total = cp[index.leaf]
+    total += scale * m
     for b in np.flatnonzero(ba[: index.n_brands]):
         total[index.products_of_brand(int(b))] += ba[b]
-    cp *= np.float32(w.category)
-    total += cp[index.leaf]
 
     def parts(top: np.ndarray) -> dict[str, np.ndarray]:
         return {
-            "model": scale * p[top],
+            "model": scale * m[top],
             "brand": ba[index.brand[top]],
             "category": cp[index.leaf[top]],
         }
