@@ -142,16 +142,23 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import torch
-    import uvicorn
 
     from kg.serve import create_app
+    from kg.serve_run import run_server
 
+    if args.workers < 1:
+        raise _fail(f"--workers must be >= 1, got {args.workers}")
     torch.set_num_threads(1)  # one request, one core: the server's threads share the machine
     with _one_line_errors():
         app = create_app(_recommender(args))
-    print(f"kgrec serving on http://{args.host}:{args.port} (docs: /docs, schema: /openapi.json)")
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
-    return 0
+    print(
+        f"kgrec serving on http://{args.host}:{args.port} with {args.workers} worker(s) "
+        "(docs: /docs, schema: /openapi.json)",
+        flush=True,
+    )
+    return run_server(
+        app, host=args.host, port=args.port, workers=args.workers, log_level=args.log_level
+    )
 
 
 def cmd_write_back(args: argparse.Namespace) -> int:
@@ -254,6 +261,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tables", type=Path, help="tables folder (default: export from Neo4j)")
     p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes forked after the model is loaded once (default 1; about one "
+        "per core)",
+    )
     p.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )

@@ -1,0 +1,101 @@
+"""Running the HTTP API: ``kgrec serve [--workers N]``.
+
+One uvicorn server per worker process. The parent loads the recommender once, binds the
+listening socket, then forks the workers (POSIX only), so they share the loaded arrays
+copy-on-write and the kernel spreads connections over them; ``SIGTERM``/``SIGINT`` sent to the
+parent is passed on to every worker and the parent exits once all have stopped. With one
+worker everything runs in the calling process.
+
+Each worker answers one request at a time on one core (the query layer is numpy work that
+holds the GIL for most of a request), so ``--workers`` should be about the number of cores the
+server may use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+from typing import Any
+
+__all__ = ["run_server"]
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to send this process SIGTERM when its parent dies (no orphaned workers when
+    the parent is killed outright); a no-op elsewhere."""
+    import ctypes
+    import sys
+
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def run_server(app: Any, *, host: str, port: int, workers: int = 1, log_level: str = "info") -> int:
+    """Serve ``app`` on ``host:port`` with ``workers`` processes until stopped.
+
+    Args:
+        app: the ASGI application (:func:`kg.serve.create_app`).
+        host: listen address.
+        port: TCP port.
+        workers: worker processes (>= 1; more than one needs ``os.fork``).
+        log_level: uvicorn's log level.
+
+    Returns:
+        0 when every worker stopped cleanly, else the first non-zero exit status.
+
+    Raises:
+        ValueError: ``workers`` < 1, or > 1 where processes cannot fork.
+        OSError: the address cannot be bound.
+    """
+    import uvicorn
+
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if workers > 1 and not hasattr(os, "fork"):
+        raise ValueError("more than one worker needs os.fork (POSIX)")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    config = uvicorn.Config(app, log_level=log_level)
+    if workers == 1:
+        with sock:
+            uvicorn.Server(config).run(sockets=[sock])
+        return 0
+    children: list[int] = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:  # a worker: serve until signalled, never return into the caller's code
+            code = 1
+            try:
+                _die_with_parent()
+                uvicorn.Server(config).run(sockets=[sock])
+                code = 0
+            finally:
+                os._exit(code)
+        children.append(pid)
+    sock.close()
+
+    def forward(signum: int, _frame: Any) -> None:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    stops = (signal.SIGTERM, signal.SIGINT)
+    previous = {s: signal.signal(s, forward) for s in stops}
+    status = 0
+    try:
+        for pid in children:
+            _, raw = os.waitpid(pid, 0)
+            code = os.waitstatus_to_exitcode(raw)
+            # uvicorn re-raises the stop signal after its graceful shutdown: that is clean.
+            status = status or (0 if -code in stops else code)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return status
