@@ -62,22 +62,27 @@ def _kge_artifact(tables: GraphTables, model: str, dim: int) -> Path:
     return folder
 
 
-class _Alone:
-    """An already fitted fusion model scored without its co-occurrence blend (GNN alone)."""
+class _Without:
+    """An already fitted fusion model scored without some parts of its final score: the
+    similarity terms, and also the co-occurrence blend (``blend=False``: the GNN alone)."""
 
-    def __init__(self, model: FusionRecommender) -> None:
+    def __init__(self, model: FusionRecommender, *, blend: bool) -> None:
         self.model = model
+        self.keep_blend = blend
         self.fit_info = model.fit_info
 
-    def fit(self, split: Any, *, seed: int = 0, show_progress: bool = True) -> _Alone:
+    def fit(self, split: Any, *, seed: int = 0, show_progress: bool = True) -> _Without:
         return self
 
     def score(self, user_indices: Any, split: Any, on: Any) -> Any:
-        blend, self.model.blend = self.model.blend, 0.0
+        m = self.model
+        saved = m.blend, m.similarity_weights
+        m.blend = m.blend if self.keep_blend else 0.0
+        m.similarity_weights = {}
         try:
-            return self.model.score(user_indices, split, on)
+            return m.score(user_indices, split, on)
         finally:
-            self.model.blend = blend
+            m.blend, m.similarity_weights = saved
 
 
 def run_amazon(args: argparse.Namespace) -> str:
@@ -112,7 +117,8 @@ def run_amazon(args: argparse.Namespace) -> str:
 
         return make
 
-    fitted = iter(made.setdefault("FusionRecommender", []))
+    full_fits = made.setdefault("FusionRecommender", [])
+    fitted_a, fitted_b = iter(full_fits), iter(full_fits)
     models: list[tuple[str, Callable[[], Any], int]] = [
         ("MostPopular", MostPopular, 1),
         ("ItemCooccurrence (tuned on valid)", lambda: ItemCooccurrence(cooc_config), 1),
@@ -129,8 +135,21 @@ def run_amazon(args: argparse.Namespace) -> str:
             ),
         ]
     models += [
-        ("**Fusion** (text + KGE + graph, co-occurrence blend)", fusion(), args.seeds),
-        ("Fusion − co-occurrence blend (the GNN alone)", lambda: _Alone(next(fitted)), args.seeds),
+        (
+            "**Fusion** (text + KGE + graph; co-occurrence blend; similarity terms)",
+            fusion(),
+            args.seeds,
+        ),
+        (
+            "Fusion − similarity terms (GNN + co-occurrence blend)",
+            lambda: _Without(next(fitted_a), blend=True),
+            args.seeds,
+        ),
+        (
+            "Fusion − similarity terms − blend (the GNN alone)",
+            lambda: _Without(next(fitted_b), blend=False),
+            args.seeds,
+        ),
         ("Fusion − text", fusion(use_text=False), args.ablation_seeds),
         ("Fusion − KGE", fusion(use_kge=False), args.ablation_seeds),
         ("Fusion − KG edges", fusion(use_kg_edges=False), args.ablation_seeds),
@@ -158,7 +177,14 @@ def run_amazon(args: argparse.Namespace) -> str:
         )
     cmd = " ".join(["bench/bench_fusion.py", *sys.argv[1:]])
     full = made.get("FusionRecommender", [])
-    blends = [m.fit_info.get("blend") for m in full]
+    blends = [
+        (
+            m.fit_info.get("blend_mode"),
+            m.fit_info.get("blend"),
+            m.fit_info.get("similarity_weights"),
+        )
+        for m in full
+    ]
     epoch_s = sum(m.fit_info.get("epoch_seconds_mean", 0.0) for m in full) / max(len(full), 1)
     return "\n".join(
         [
@@ -169,8 +195,10 @@ def run_amazon(args: argparse.Namespace) -> str:
             f"- Dataset: `{AMAZON.name}` ({stats['users']:,} users, {stats['items']:,} items, "
             f"{stats['train_interactions']:,} train interactions); split and metrics as in the "
             "baselines section (full ranking, train + valid items excluded from test ranking).",
-            f"- Seeds: {args.seeds} for the fused model (the GNN-alone row scores the same "
-            f"fitted models without the blend), {args.ablation_seeds} for each ablation row "
+            f"- Seeds: {args.seeds} for the fused model (the two rows below it score the same "
+            f"fitted models without parts of the final score), {args.ablation_seeds} for each "
+            "ablation row (− text and − KGE drop the feature everywhere: GNN input and "
+            "similarity term) "
             "(2 CPU cores: one fit takes minutes); the counting and content scorers are "
             "deterministic (one run, std 0). BPR-MF and LightGCN "
             + (
@@ -188,9 +216,10 @@ def run_amazon(args: argparse.Namespace) -> str:
             f"{text_tuned['recency_decay']}; KGE recency n_recent {kge_tuned['n_recent']}, "
             f"decay {kge_tuned['recency_decay']}.",
             f"- Fusion: `{base}`; cross-entropy over all items, early stopping on validation "
-            "NDCG@10 of the GNN alone; the co-occurrence blend weight is then chosen on "
-            "validation NDCG@10 from "
-            f"{base.blend_grid}; chosen per seed for the full model: {blends}. Epoch time on "
+            "NDCG@10 of the GNN alone; then the final-score weights (`gnn.fusion_blend`: blend "
+            f"mode and β from {base.blend_grid}, the text and KGE similarity weights τ from "
+            f"{base.similarity_grid}, vectors reduced to {base.similarity_dim} dims) are chosen "
+            f"on validation NDCG@10; chosen per seed (mode, β, τ): {blends}. Epoch time on "
             f"CPU (full model, mean over epochs and seeds): {epoch_s:.2f} s.",
             verdict,
             f"- Command: `.venv/bin/python {cmd}`",

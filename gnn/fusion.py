@@ -17,8 +17,11 @@ distribution ``q = cooc(u, ·) / Σ cooc(u, ·)`` of
 ``linear``: ``(1 - β) · p + β · q``, or ``log`` (a product of experts):
 ``(1 - β) · log p + β · log q``, returned normalised (the ``softmax`` of it). The mode and
 ``β`` are chosen from ``config.blend_grid`` on the validation split only; ``β = 0`` is the
-model alone. Both terms read the user's known history for the evaluated split, so a user's
-validation item feeds their test ranking without refitting.
+model alone. Content-similarity terms (:mod:`gnn.similarity`: the text and KGE vectors of the
+user's latest items against every product's) are added to the log-score with weights chosen
+with the blend (:mod:`gnn.fusion_blend`, which states the whole final formula). Every term reads
+the user's known history for the evaluated split, so a user's validation item feeds their test
+ranking without refitting.
 """
 
 from __future__ import annotations
@@ -36,7 +39,9 @@ from tqdm.auto import tqdm
 from gnn.device import device as resolve_device
 from gnn.device import seed_everything
 from gnn.early_stopping import EarlyStopping, validation_users
+from gnn.fusion_blend import FinalWeights, choose_weights, final_log_scores
 from gnn.model import FusionConfig, FusionGNN
+from gnn.similarity import SimilarityTerms, reduce_features
 from gnn.splits import EvalOn, Split
 from ingest.tables import GraphTables
 
@@ -100,6 +105,8 @@ class FusionRecommender:
         self.popularity: np.ndarray | None = None
         self.blend = 0.0
         self.blend_mode = "linear"
+        self.similarity: SimilarityTerms | None = None
+        self.similarity_weights: dict[str, float] = {}
         self.ids_sha256 = ""
         self.shape: tuple[int, int] = (0, 0)
         self.fit_info: dict[str, Any] = {}
@@ -154,7 +161,7 @@ class FusionRecommender:
                 curve.append({"epoch": epoch, "loss": loss})
                 continue
             self._finish()
-            self.blend = 0.0
+            self.blend, self.similarity_weights = 0.0, {}
             ndcg = evaluate(
                 self, split, on="valid", ks=(10,), users=valid_users, show_progress=False
             )["ndcg@10"]
@@ -168,7 +175,8 @@ class FusionRecommender:
             stopper.best_epoch, stopper.best_state = epoch, self._state()
         self.module.load_state_dict(stopper.best_state)
         self._finish()
-        blend_curve = self._choose_blend(split, valid_users)
+        self.similarity = self._similarity_terms(dev)
+        trials = self._choose_weights(split, valid_users)
         self.ids_sha256 = split.ids_fingerprint()
         self.fit_info = {
             "seed": seed,
@@ -178,7 +186,13 @@ class FusionRecommender:
             "valid_users": int(valid_users.size),
             "blend": self.blend,
             "blend_mode": self.blend_mode,
-            "blend_curve": blend_curve,
+            "similarity_weights": dict(self.similarity_weights),
+            "blend_curve": [
+                (t["mode"], t["beta"], t["ndcg@10"])
+                for t in trials
+                if not any(t["similarity"].values())
+            ],
+            "weight_trials": trials,
             "curve": curve,
             "epoch_seconds_mean": float(np.mean(epoch_s)) if epoch_s else 0.0,
             "graph_seconds": graph_s,
@@ -272,23 +286,33 @@ class FusionRecommender:
         self.product_vectors = x["product"].detach()
         self.user_node_vectors = x["user"].detach() if self.config.user_node else None
 
-    def _choose_blend(self, split: Split, users: np.ndarray) -> list[tuple[str, float, float]]:
-        from gnn.evaluate import evaluate
+    def _similarity_terms(self, dev: torch.device) -> SimilarityTerms | None:
+        cfg = self.config
+        if not any(cfg.similarity_grid):
+            return None
+        vectors = {
+            name: torch.as_tensor(reduce_features(x, cfg.similarity_dim), device=dev)
+            for name, x in (("text", self.text), ("kge", self.kge))
+            if x is not None
+        }
+        if not vectors:
+            return None
+        return SimilarityTerms(vectors, n_recent=cfg.similarity_recent, decay=cfg.similarity_decay)
 
-        self.blend, self.blend_mode = 0.0, "linear"
+    def _choose_weights(self, split: Split, users: np.ndarray) -> list[dict[str, Any]]:
+        self.blend, self.blend_mode, self.similarity_weights = 0.0, "linear", {}
         if users.size == 0:
             return []
-        results = []
-        for mode in ("linear", "log"):
-            for beta in self.config.blend_grid:
-                if beta == 0.0 and mode == "log":
-                    continue  # the model alone, already scored as linear
-                self.blend, self.blend_mode = beta, mode
-                ndcg = evaluate(self, split, on="valid", ks=(10,), users=users, show_progress=False)
-                results.append((mode, beta, ndcg["ndcg@10"]))
-        best = max(results, key=lambda r: (r[2], -r[1]))
-        self.blend_mode, self.blend = best[0], best[1]
-        return results
+        best, trials = choose_weights(
+            self,
+            split,
+            users,
+            blend_grid=self.config.blend_grid,
+            similarity_grid=self.config.similarity_grid,
+        )
+        self.blend, self.blend_mode = best.beta, best.mode
+        self.similarity_weights = {k: v for k, v in best.similarity.items() if v}
+        return trials
 
     # ------------------------------------------------------------------------ score
     def score(self, user_indices: np.ndarray, split: Split, on: EvalOn) -> torch.Tensor:
@@ -305,9 +329,32 @@ class FusionRecommender:
     def score_histories(
         self, histories: list[np.ndarray], *, user_indices: np.ndarray | None = None
     ) -> torch.Tensor:
-        """Blended scores ``(len(histories), n_items)`` of users given by their item histories
-        (item indices, oldest first). ``user_indices`` adds known users' node vectors when the
-        model uses them; a new user is just a history."""
+        """Final scores ``(len(histories), n_items)``, a distribution per row, of users given by
+        their item histories (item indices, oldest first; formula: :mod:`gnn.fusion_blend`).
+        ``user_indices`` adds known users' node vectors when the model uses them; a new user is
+        just a history."""
+        weights = FinalWeights(self.blend_mode, self.blend, self.similarity_weights)
+        p, q, sims = self.score_parts(
+            histories,
+            user_indices=user_indices,
+            cooc=self.blend > 0.0,
+            similarity=[name for name, tau in self.similarity_weights.items() if tau],
+        )
+        if self.blend == 0.0 and not sims:
+            return p
+        return torch.softmax(final_log_scores(p, q, sims, weights), dim=1)
+
+    def score_parts(
+        self,
+        histories: list[np.ndarray],
+        *,
+        user_indices: np.ndarray | None = None,
+        cooc: bool = True,
+        similarity: list[str] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor]]:
+        """The parts of the final score: the GNN's distribution ``p``, the co-occurrence
+        distribution ``q`` (when ``cooc``) and the similarity terms named in ``similarity``
+        (default: all the model has), each ``(len(histories), n_items)``."""
         if self.module is None or self.product_vectors is None:
             raise RuntimeError("FusionRecommender.score before fit or load")
         dev = self.product_vectors.device
@@ -317,15 +364,12 @@ class FusionRecommender:
             nodes = self.user_node_vectors[torch.as_tensor(user_indices, device=dev)]
         with torch.no_grad():
             u = self.module.user_vectors(self.product_vectors, hist, nodes)
-            probs = torch.softmax(self.module.scores(u, self.product_vectors), dim=1)
-        if self.blend == 0.0:
-            return probs
-        cooc = self._cooc_probs(histories, dev)
-        if self.blend_mode == "log":
-            # The normalised geometric mixture: a distribution, ranked like the log blend.
-            mixed = (1 - self.blend) * torch.log(probs + 1e-12) + self.blend * torch.log(cooc)
-            return torch.softmax(mixed, dim=1)
-        return (1 - self.blend) * probs + self.blend * cooc
+            p = torch.softmax(self.module.scores(u, self.product_vectors), dim=1)
+            q = self._cooc_probs(histories, dev) if cooc else None
+            terms = self.similarity
+            names = (terms.names if terms else []) if similarity is None else similarity
+            sims = {name: terms.term(name, hist) for name in names} if terms else {}
+        return p, q, sims
 
     def _cooc_probs(self, histories: list[np.ndarray], dev: torch.device) -> torch.Tensor:
         from gnn.baselines.cooccurrence import CooccurrenceConfig, ItemCooccurrence

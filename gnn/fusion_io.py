@@ -1,7 +1,8 @@
 """Saving and loading a :class:`~gnn.fusion.FusionRecommender`: ``config.json`` +
 ``model.safetensors`` + ``id_maps.json`` (no pickle). The tensors file holds the network's
 weights, the product (and user node) vectors, the graph's edge indices, the product features,
-the co-occurrence matrix as CSR arrays and the item popularity, so a loaded model scores and
+the reduced vectors of the similarity terms, the co-occurrence matrix as CSR arrays and the
+item popularity, so a loaded model scores and
 recomputes its vectors without tables or retraining.
 """
 
@@ -18,6 +19,7 @@ import torch
 
 from gnn.device import device as resolve_device
 from gnn.model import FusionConfig, FusionGNN
+from gnn.similarity import SimilarityTerms
 
 if TYPE_CHECKING:
     from gnn.fusion import FusionRecommender
@@ -49,6 +51,9 @@ def save_fusion(model: FusionRecommender, folder: str | Path) -> Path:
     tensors["cooc.indptr"] = torch.as_tensor(cooc.indptr.astype(np.int64))
     tensors["cooc.indices"] = torch.as_tensor(cooc.indices.astype(np.int64))
     tensors["cooc.data"] = torch.as_tensor(cooc.data.astype(np.float64))
+    if model.similarity is not None:
+        for name, vectors in model.similarity.vectors.items():
+            tensors[f"similarity.{name}"] = vectors.cpu().contiguous()
     assert model.popularity is not None
     tensors["popularity"] = torch.as_tensor(model.popularity.astype(np.float64))
     tmp = folder / "model.safetensors.tmp"
@@ -67,6 +72,7 @@ def save_fusion(model: FusionRecommender, folder: str | Path) -> Path:
         "ids_sha256": model.ids_sha256,
         "blend": model.blend,
         "blend_mode": model.blend_mode,
+        "similarity_weights": model.similarity_weights,
         "cooccurrence": model.cooc_config,
         "fit": model.fit_info,
         "versions": library_versions(),
@@ -130,6 +136,16 @@ def load_fusion(
     model.cooc_config = meta["cooccurrence"]
     model.blend = float(meta["blend"])
     model.blend_mode = str(meta.get("blend_mode", "linear"))
+    similarity = {
+        k[len("similarity.") :]: v for k, v in tensors.items() if k.startswith("similarity.")
+    }
+    if similarity:
+        model.similarity = SimilarityTerms(
+            similarity, n_recent=config.similarity_recent, decay=config.similarity_decay
+        )
+    model.similarity_weights = {
+        str(k): float(v) for k, v in meta.get("similarity_weights", {}).items()
+    }
     model.shape = (int(meta["n_users"]), n)
     model.ids_sha256 = meta["ids_sha256"]
     model.fit_info = meta.get("fit", {})

@@ -52,6 +52,11 @@ class FusionConfig:
         eval_every: epochs between validations.
         valid_users: validate on a fixed random sample of this many users (``None``: all).
         blend_grid: weights of the co-occurrence term tried on validation (0 = model alone).
+        similarity_grid: weights of each content-similarity term (text, KGE; see
+            :mod:`gnn.similarity`) tried on validation; ``(0.0,)`` turns the terms off.
+        similarity_dim: PCA size of the vectors the similarity terms compare.
+        similarity_recent: latest history items the similarity terms read.
+        similarity_decay: weight factor per step back in those items, in (0, 1].
         device: ``"auto"``, ``"cpu"``, ``"cuda"``...
     """
 
@@ -75,9 +80,14 @@ class FusionConfig:
     valid_users: int | None = None
     blend_grid: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
     device: str = "auto"
+    similarity_grid: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 3.0)
+    similarity_dim: int = 64
+    similarity_recent: int = 3
+    similarity_decay: float = 0.5
 
     def __post_init__(self) -> None:
-        positive = ("dim", "history_len", "batch_size", "max_epochs", "patience", "eval_every")
+        positive = ("dim", "history_len", "batch_size", "max_epochs", "patience", "eval_every",
+                    "similarity_dim", "similarity_recent")  # fmt: skip
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"FusionConfig: {name} must be >= 1")
@@ -88,6 +98,12 @@ class FusionConfig:
         if not self.blend_grid or any(not 0 <= b <= 1 for b in self.blend_grid):
             raise ValueError("FusionConfig: blend_grid needs values in [0, 1]")
         object.__setattr__(self, "blend_grid", tuple(float(b) for b in self.blend_grid))
+        if not self.similarity_grid or any(t < 0 for t in self.similarity_grid):
+            raise ValueError("FusionConfig: similarity_grid needs values >= 0")
+        if not 0 < self.similarity_decay <= 1:
+            raise ValueError("FusionConfig: similarity_decay must be in (0, 1]")
+        grid = tuple(float(t) for t in self.similarity_grid)
+        object.__setattr__(self, "similarity_grid", grid)
 
 
 class FusionGNN(nn.Module):

@@ -69,6 +69,19 @@ class ModelScorer:
         self.proj_bias = module.history_proj.bias.detach().cpu().numpy().astype(np.float32)
         nodes = model.user_node_vectors
         self.user_nodes = None if nodes is None else nodes.detach().cpu().numpy()
+        self.sim_matrix: np.ndarray | None = None
+        terms, weights = model.similarity, model.similarity_weights
+        used = [n for n in sorted(weights) if weights[n]] if terms is not None else []
+        if terms is not None and used:
+            blocks = [terms.vectors[n].detach().cpu().numpy().astype(np.float32) for n in used]
+            self.sim_matrix = np.ascontiguousarray(np.hstack(blocks))
+            self.sim_scale = np.concatenate(
+                [
+                    np.full(b.shape[1], weights[n], np.float32)
+                    for n, b in zip(used, blocks, strict=True)
+                ]
+            )
+            self.sim_recent, self.sim_decay = terms.n_recent, terms.decay
 
     def user_vector(self, history: np.ndarray, user_index: int | None = None) -> np.ndarray:
         """``(d,)`` float32: the model's user vector from a history (product indices, oldest
@@ -89,12 +102,13 @@ class ModelScorer:
         return u.astype(np.float32, copy=False)
 
     def relative(self, history: np.ndarray, user_index: int | None = None) -> np.ndarray:
-        """``(P,)`` float32 blended probabilities divided by their maximum (the best product
+        """``(P,)`` float32 final probabilities divided by their maximum (the best product
         scores 1): the ``m(u, ·)`` of :mod:`kg.query.scoring`.
 
         Computed without normalising the distribution where the ranking does not need it:
-        in the ``log`` blend the softmax normaliser of ``p`` and ``q`` cancel, so it is
-        ``exp(z - max z)`` with ``z = P ((1 - β) u) + (1 - β) b + β log(padding + votes)``.
+        in the ``log`` blend the softmax normalisers of ``p`` and ``q`` cancel, so it is
+        ``exp(z - max z)`` with ``z = P ((1 - β) u) + (1 - β) b + β log(padding + votes)``
+        (+ the similarity terms ``Σ_f τ_f C_f s_f``, ``s_f`` the user's similarity profile).
 
         Args:
             history: product indices, oldest first.
@@ -102,6 +116,7 @@ class ModelScorer:
         """
         u = self.user_vector(history, user_index)
         beta = self.blend
+        sims = self._similarity(history)
         if beta > 0.0 and self.blend_mode == "log":
             idx, votes = self._votes(history)
             z = self.vectors @ (u * np.float32(1.0 - beta))
@@ -112,6 +127,8 @@ class ModelScorer:
         else:
             z = self.vectors @ u
             z += self.bias
+        if sims is not None and (beta == 0.0 or self.blend_mode == "log"):
+            z += sims
         z -= z.max()
         e = np.exp(z, out=z)
         if beta == 0.0 or self.blend_mode == "log":
@@ -121,8 +138,23 @@ class ModelScorer:
         scale = beta / (self.padding_sum + float(votes.sum()))
         e += np.float32(scale) * self.padding32
         e[idx] += (scale * votes).astype(np.float32)
+        if sims is not None:  # log(mixture) + terms, back to a ratio to the best
+            e = np.log(e, out=e)
+            e += sims
+            e -= e.max()
+            return np.exp(e, out=e)
         e *= np.float32(1.0 / float(e.max()))
         return e
+
+    def _similarity(self, history: np.ndarray) -> np.ndarray | None:
+        """``(P,)`` float32 ``Σ_f τ_f · Σ_k γ^k cos(c_f(h_k), c_f(·))`` (:mod:`gnn.similarity`),
+        one matrix-vector product over the stacked reduced vectors; ``None`` without terms."""
+        if self.sim_matrix is None:
+            return None
+        recent = np.asarray(history, np.int64)[::-1][: self.sim_recent]
+        w = (self.sim_decay ** np.arange(recent.size)).astype(np.float32)
+        profile = (w @ self.sim_matrix[recent]) * self.sim_scale
+        return self.sim_matrix @ profile
 
     def distribution(self, history: np.ndarray, user_index: int | None = None) -> np.ndarray:
         """``(P,)`` float32 blended probabilities (sums to 1), as ``score_histories`` gives.

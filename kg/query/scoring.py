@@ -23,9 +23,10 @@ Graph terms, each in ``[0, 1]``:
 **Personalised** (:meth:`~kg.query.Recommender.recommend`). ``h_0`` (latest), ``h_1``, ... are
 the user's last ``n_recent`` items, with recency weights ``r_k = γ^k / Σ_k' γ^k'``::
 
-    m(u, j)  = p(u, j) / max_j' p(u, j')     p = the fusion model's blended distribution
+    m(u, j)  = p(u, j) / max_j' p(u, j')     p = the fusion model's final distribution
                                               (FusionRecommender.score_histories: GNN softmax
-                                              blended with co-occurrence)
+                                              blended with co-occurrence, plus the text / KGE
+                                              similarity terms)
     ba(u, j) = Σ_k r_k · [brand(h_k) = brand(j)]      brand affinity
     cp(u, j) = Σ_k r_k · cat(leaf(h_k), leaf(j))      category proximity to recent items
     s(u, j)  = w_model · m(u, j) + w_brand · ba(u, j) + w_category · cp(u, j)

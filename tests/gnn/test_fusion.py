@@ -14,8 +14,10 @@ from gnn.baselines import ContentRecency, MostPopular, RandomScorer
 from gnn.evaluate import evaluate
 from gnn.features import align_rows, kge_features, text_features
 from gnn.fusion import FusionRecommender, history_matrix
+from gnn.fusion_blend import FinalWeights, final_log_scores
 from gnn.graph import build_hetero, load_id_maps, save_id_maps
 from gnn.model import FusionConfig
+from gnn.similarity import reduce_features
 from gnn.splits import Split, leave_one_out
 from ingest.sources.synthetic import SyntheticConfig, generate_shop
 from ingest.tables import GraphTables
@@ -159,8 +161,14 @@ def test_load_refuses_other_models(tmp_path: Path) -> None:
 
 def test_blend_chosen_on_validation(shop: GraphTables, split: Split, text: np.ndarray) -> None:
     model = FusionRecommender(
-        shop, text=text, use_kge=False, blend_grid=(0.0, 0.5, 1.0), **{**FAST, "max_epochs": 4}
+        shop,
+        text=text,
+        use_kge=False,
+        blend_grid=(0.0, 0.5, 1.0),
+        similarity_grid=(0.0,),
+        **{**FAST, "max_epochs": 4},
     ).fit(split, seed=1, show_progress=False)
+    assert model.similarity is None and model.similarity_weights == {}
     tried = {(mode, beta): ndcg for mode, beta, ndcg in model.fit_info["blend_curve"]}
     assert set(tried) == {
         ("linear", 0.0),
@@ -170,6 +178,65 @@ def test_blend_chosen_on_validation(shop: GraphTables, split: Split, text: np.nd
         ("log", 1.0),
     }
     assert tried[(model.blend_mode, model.blend)] == max(tried.values())
+
+
+def test_similarity_terms_chosen_on_validation(
+    shop: GraphTables, split: Split, text: np.ndarray, tmp_path: Path
+) -> None:
+    kge = np.random.default_rng(0).normal(size=(split.n_items, 8)).astype(np.float32)
+    model = FusionRecommender(
+        shop,
+        text=text,
+        kge=kge,
+        blend_grid=(0.0, 0.5),
+        similarity_grid=(0.0, 1.0, 4.0),
+        similarity_dim=6,
+        **{**FAST, "max_epochs": 2},
+    ).fit(split, seed=0, show_progress=False)
+    assert model.similarity is not None and model.similarity.names == ["kge", "text"]
+    assert model.similarity.vectors["text"].shape == (split.n_items, 6)
+    trials = model.fit_info["weight_trials"]
+    tried_taus = {(t["similarity"]["text"], t["similarity"]["kge"]) for t in trials}
+    assert {(0.0, 1.0), (0.0, 4.0)} <= tried_taus  # kge searched first, text still 0
+    chosen = [
+        t["ndcg@10"]
+        for t in trials
+        if (t["mode"], t["beta"]) == (model.blend_mode, model.blend)
+        and {k: v for k, v in t["similarity"].items() if v} == model.similarity_weights
+    ]
+    assert chosen and chosen[0] == max(t["ndcg@10"] for t in trials)
+    # The final score is softmax(final_log_scores(parts)), and the terms change the ranking.
+    model.similarity_weights = {"text": 4.0}
+    histories = [split.train_sequences[u] for u in range(5)]
+    p, q, sims = model.score_parts(histories)
+    expected = torch.softmax(
+        final_log_scores(p, q, sims, FinalWeights(model.blend_mode, model.blend, {"text": 4.0})),
+        dim=1,
+    )
+    got = model.score_histories(histories)
+    assert torch.allclose(got, expected, atol=1e-6)
+    model.similarity_weights = {}
+    assert not torch.allclose(model.score_histories(histories), got, atol=1e-3)
+    # Saved and loaded with the terms and their weights: identical scores.
+    model.similarity_weights = {"text": 4.0, "kge": 1.0}
+    loaded = FusionRecommender.load(model.save(tmp_path / "m"), device="cpu")
+    assert loaded.similarity_weights == {"text": 4.0, "kge": 1.0}
+    assert torch.allclose(loaded.score_histories(histories), model.score_histories(histories))
+
+
+def test_reduce_features_keeps_missing_rows_empty() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20, 10))
+    x[3] = 0.0
+    x[5] = 2.0 * x[4]  # the same direction as row 4
+    y = reduce_features(x, 4)
+    assert y.shape == (20, 4) and y.dtype == np.float32
+    assert not y[3].any()
+    norms = np.linalg.norm(np.delete(y, 3, axis=0), axis=1)
+    assert np.allclose(norms, 1.0, atol=1e-5)
+    assert float(y[4] @ y[5]) == pytest.approx(1.0, abs=1e-5)
+    assert np.array_equal(reduce_features(x, 4), y)
+    assert reduce_features(x, 64).shape == (20, 10)
 
 
 def test_ablation_switches(shop: GraphTables, split: Split, text: np.ndarray) -> None:

@@ -102,12 +102,25 @@ def test_catalogue_text_is_encoded_through_the_cache_for_another_encoder(
 
 # --------------------------------------------------------------------------- model scorer
 @pytest.mark.parametrize(
-    ("blend", "mode"),
-    [(0.0, "linear"), (0.4, "linear"), (1.0, "linear"), (0.4, "log"), (0.9, "log")],
+    ("blend", "mode", "tau"),
+    [
+        (0.0, "linear", 0.0),
+        (0.4, "linear", 0.0),
+        (1.0, "linear", 0.0),
+        (0.4, "log", 0.0),
+        (0.9, "log", 0.0),
+        (0.0, "linear", 2.0),
+        (0.4, "linear", 1.0),
+        (0.6, "log", 3.0),
+    ],
 )
-def test_model_scorer_matches_score_histories(run: TinyRun, blend: float, mode: str) -> None:
+def test_model_scorer_matches_score_histories(
+    run: TinyRun, blend: float, mode: str, tau: float
+) -> None:
     model = FusionRecommender.load(run.run, device="cpu")
+    assert model.similarity is not None and model.similarity.names == ["text"]
     model.blend, model.blend_mode = blend, mode
+    model.similarity_weights = {"text": tau} if tau else {}
     scorer = ModelScorer(model)
     rng = np.random.default_rng(0)
     histories = [rng.integers(0, 300, n) for n in (1, 3, 12, 40)] + [np.array([5, 5, 5, 9])]
