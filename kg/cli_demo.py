@@ -149,7 +149,8 @@ def _train_fusion(tables: object, out: Path, args: argparse.Namespace) -> None:
     test = result.metrics["test"]
     print(
         f"fusion GNN: {fit['epochs_run']} epochs (best {fit['best_epoch']}) in "
-        f"{fit['seconds']:.1f} s, co-occurrence blend {fit['blend']}; leave-one-out test "
+        f"{fit['seconds']:.1f} s, co-occurrence blend {fit['blend']}, similarity weights "
+        f"{fit.get('similarity_weights') or 'none'}; leave-one-out test "
         f"NDCG@10 {test['ndcg@10']:.4f}, Recall@10 {test['recall@10']:.4f}"
     )
     from gnn.baselines import ItemCooccurrence, MostPopular

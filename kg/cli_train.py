@@ -65,7 +65,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(
         f"trained {fit['epochs_run']} epochs (best {fit['best_epoch']}) in {fit['seconds']:.1f} s "
         f"on {fit['device']}, {fit['epoch_seconds_mean']:.2f} s/epoch; co-occurrence blend "
-        f"{fit['blend']} (chosen on validation)"
+        f"{fit['blend_mode']} {fit['blend']}, similarity weights "
+        f"{fit.get('similarity_weights') or 'none'} (chosen on validation)"
     )
     _print_metrics(result.metrics)
     print(f"model: {result.folder} (training curve: {result.folder / 'training_curve.png'})")
