@@ -54,7 +54,9 @@ def _model(tables: Any, folder: Path) -> Any:
     return model
 
 
-def python_api(rec: Any, calls: int, rng: np.random.Generator) -> list[tuple[str, float, float]]:
+def python_api(
+    rec: Any, calls: int, rng: np.random.Generator, *, only_user_ops: bool = False, label: str = ""
+) -> list[tuple[str, float, float]]:
     idx = rec.index
     products = [idx.product_ids[i] for i in rng.integers(0, idx.n_products, calls)]
     sizes = np.diff(idx.hist_indptr)
@@ -65,10 +67,14 @@ def python_api(rec: Any, calls: int, rng: np.random.Generator) -> list[tuple[str
         "recommend(user, k=10)": lambda i: rec.recommend(users[i], k=10),
         "cross_category(user, k=10, level=1)": lambda i: rec.cross_category(users[i], k=10),
     }
-    recs = [rec.recommend(u, k=1)[0].product_id for u in users[:calls]]
-    ops["explain(user, top product)"] = lambda i: rec.explain(users[i], recs[i])
+    if only_user_ops:
+        del ops["related(product, k=10)"]
+    else:
+        recs = [rec.recommend(u, k=1)[0].product_id for u in users[:calls]]
+        ops["explain(user, top product)"] = lambda i: rec.explain(users[i], recs[i])
     rows = []
     for name, op in ops.items():
+        name = name + label
         for i in range(min(50, calls)):
             op(i)  # warm-up
         samples = []
@@ -80,6 +86,26 @@ def python_api(rec: Any, calls: int, rng: np.random.Generator) -> list[tuple[str
         rows.append((name, p50, p99))
         print(f"python {name}: p50 {p50:.2f} ms, p99 {p99:.2f} ms", flush=True)
     return rows
+
+
+def with_similarity_terms(rec: Any, dim: int = 64) -> Any:
+    """``rec`` with text and KGE similarity terms of ``dim`` dims each (random unit vectors: the
+    cost of scoring does not depend on their values), as a model trained with product features
+    serves them (``gnn.similarity``)."""
+    import torch
+
+    from gnn.similarity import SimilarityTerms
+    from kg.query.model_scores import ModelScorer
+
+    rng = np.random.default_rng(3)
+    vectors = {}
+    for name in ("kge", "text"):
+        v = rng.normal(size=(rec.index.n_products, dim)).astype(np.float32)
+        vectors[name] = torch.as_tensor(v / np.linalg.norm(v, axis=1, keepdims=True))
+    rec.model.similarity = SimilarityTerms(vectors, n_recent=3, decay=0.5)
+    rec.model.similarity_weights = {"kge": 0.5, "text": 1.0}
+    rec.scorer = ModelScorer(rec.model)
+    return rec
 
 
 def _load(port: int, paths: list[str], clients: int, seconds: float) -> tuple[list[float], int]:
@@ -284,6 +310,10 @@ def main() -> int:
         load_s = time.perf_counter() - t0
         rng = np.random.default_rng(0)
         py_rows = python_api(rec, args.calls, rng)
+        py_rows += python_api(
+            with_similarity_terms(rec), args.calls, rng, only_user_ops=True,
+            label=" + text & KGE similarity terms (2 x 64 dims)",
+        )  # fmt: skip
         floor = scan_floor(rec, args.calls)
         http_rows = http_api(
             work / "model", work / "tables", rec, args.clients, args.http_seconds, args.workers
