@@ -144,6 +144,56 @@ class PathSearch:
             found += self._two_hop(target, col_rows, col_vals, keep)
         return [self._build(target, *c) for c in _choose(found, max_paths)]
 
+    def best_paths(self, targets: np.ndarray) -> list[GraphPath | None]:
+        """The strongest path to each of ``targets`` (``None`` where nothing links them): the
+        same as ``paths(t, 1)`` for each ``t``, with the brand and category matches of all
+        targets computed at once (what cross-category results and ``with_paths`` need)."""
+        ix, w, src = self.index, self.weights, self.src
+        targets = np.asarray(targets, np.int64)
+        if src.size == 0 or targets.size == 0:
+            return [None] * targets.size
+        keep = src[:, None] != targets[None, :]  # (S, T)
+        # Best (weight, kind, source position, payload) per target and kind; kinds in order.
+        best: list[list[_Found]] = [[] for _ in range(targets.size)]
+        b_t = ix.brand[targets]
+        if w.brand > 0:
+            hit = keep & (self.brand[:, None] == b_t[None, :]) & (b_t < ix.n_brands)[None, :]
+            for t in np.flatnonzero(hit.any(axis=0)):
+                k = int(np.argmax(hit[:, t]))  # latest source: the largest decay
+                best[t].append((self.decay[k] * w.brand, "brand", k, int(b_t[t])))
+        leaf_t = ix.leaf[targets]
+        if w.category > 0:
+            ref = ix.cat_path[np.minimum(leaf_t, ix.n_categories)]  # (T, D)
+            valid_t = (leaf_t < ix.n_categories)[None, :]
+            shared = ((self.path[:, None, :] == ref[None, :, :]) & (ref >= 0)[None]).sum(axis=2)
+            d_t = ix.cat_depth[np.minimum(leaf_t, ix.n_categories)][None, :]
+            hops = 2 + (self.depth[:, None] - shared) + (d_t - shared)
+            strength = shared / np.maximum(np.maximum(self.depth[:, None], d_t), 1)
+            weight = self.decay[:, None] * w.category * strength
+            ok = keep & valid_t & (shared >= 1) & (hops <= self.max_hops)
+            weight = np.where(ok, weight, -1.0)
+            for t in np.flatnonzero(ok.any(axis=0)):
+                k = int(np.argmax(weight[:, t]))  # ties: the latest source
+                best[t].append((float(weight[k, t]), "category", k, -1))
+        out: list[GraphPath | None] = []
+        for t, target in enumerate(targets):
+            found = best[t]
+            if w.co_interaction > 0:
+                col_rows, col_vals = self.cooc.column(int(target))
+                if col_rows.size:
+                    pos = np.minimum(np.searchsorted(col_rows, src), col_rows.size - 1)
+                    hit = keep[:, t] & (col_rows[pos] == src)
+                    if hit.any():
+                        co_w = self.decay * w.co_interaction * col_vals[pos].astype(np.float64)
+                        weight = np.where(hit, co_w, -1.0)
+                        k = int(np.argmax(weight))
+                        found.append((float(weight[k]), "co_interaction", k, -1))
+                    if self.mid.size:
+                        found += self._two_hop(int(target), col_rows, col_vals, keep[:, t])
+            chosen = _choose(found, 1)
+            out.append(self._build(int(target), *chosen[0]) if chosen else None)
+        return out
+
     def _two_hop(
         self, target: int, col_rows: np.ndarray, col_vals: np.ndarray, keep: np.ndarray
     ) -> list[_Found]:

@@ -260,6 +260,4 @@ class Recommender(RecommenderBase):
     def _paths(
         self, history: np.ndarray, top: np.ndarray, user: str | None
     ) -> list[GraphPath | None]:
-        search = self._search(history, user)
-        found = [search.paths(int(j), 1) for j in top]
-        return [p[0] if p else None for p in found]
+        return self._search(history, user).best_paths(top)

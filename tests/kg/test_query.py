@@ -354,3 +354,22 @@ def test_related_many_equals_related(rec: Recommender) -> None:
         assert [r.product_id for r in many[pid]] == [r.product_id for r in one]
         assert [r.score for r in many[pid]] == pytest.approx([r.score for r in one], abs=1e-5)
         assert [r.reason for r in many[pid]] == [r.reason for r in one]
+
+
+def test_batched_best_paths_equal_the_single_target_search(rec: Recommender) -> None:
+    from kg.query.paths import PathSearch
+
+    rng = np.random.default_rng(0)
+    n_linked = 0
+    for u in rng.choice(rec.index.user_ids, 40, replace=False):
+        history, _ = rec._history(str(u))
+        sources = history[::-1][: rec.explain_history]
+        search = PathSearch(rec.index, rec.cooc, rec.weights, sources, user=str(u))
+        targets = rng.choice(rec.n_products, 25, replace=False)
+        targets[:3] = sources[:3]  # a history item as target: its own paths are left out
+        batched = search.best_paths(targets)
+        for t, got in zip(targets, batched, strict=True):
+            single = search.paths(int(t), 1)
+            assert got == (single[0] if single else None)
+            n_linked += got is not None
+    assert n_linked > 100  # most targets are linked by some path in the tiny shop
