@@ -98,15 +98,22 @@ def test_bad_input_exits_with_one_line(run: TinyRun, args: tuple[str, ...], mess
 
 
 def test_serve_builds_the_app(run: TinyRun, monkeypatch: pytest.MonkeyPatch) -> None:
-    import uvicorn
     from fastapi.testclient import TestClient
 
+    import kg.serve_run
     from kg.cli import main
 
+    # The real server is started in tests/kg/test_serve_workers.py; here only what the command
+    # hands to it is checked, so nothing listens and nothing blocks.
     served: dict[str, Any] = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(app=app, **kw))
+
+    def fake_run_server(app: Any, **kw: Any) -> int:
+        served.update(app=app, **kw)
+        return 0
+
+    monkeypatch.setattr(kg.serve_run, "run_server", fake_run_server)
     assert main(["serve", *_files(run), "--host", "127.0.0.1", "--port", "8123"]) == 0
-    assert served["host"] == "127.0.0.1" and served["port"] == 8123
+    assert served["host"] == "127.0.0.1" and served["port"] == 8123 and served["workers"] == 1
     with TestClient(served["app"]) as client:
         assert client.get("/health").json()["products"] == 300
 
