@@ -5,8 +5,8 @@ most popular, item co-occurrence (tuned on validation), text-only and KGE-only r
 scorers (tuned on validation), BPR-MF, LightGCN, the fused model, and the fused model without
 text, without KGE, without KG edges, without message passing, and without the co-occurrence
 blend. KGAT Amazon-Book (given train/test, 10% of train held out for early stopping, no KG
-available): the fused model without KGE next to LightGCN. Writes BENCHMARKS.md section
-"fusion".
+available): the fused model without KGE next to LightGCN. Writes BENCHMARKS.md sections
+"fusion" (Amazon) and "fusion-kgat" (KGAT).
 
     .venv/bin/python bench/bench_fusion.py --part amazon --seeds 3
     .venv/bin/python bench/bench_fusion.py --part kgat
