@@ -15,7 +15,7 @@ import numpy as np
 from kg.query.cold_start import NewProductEncoder
 from kg.query.index import build_index
 from kg.query.model_scores import ModelScorer
-from kg.query.paths import CoocIndex
+from kg.query.paths import TWO_HOP_FANOUT, CoocIndex
 from kg.query.scoring import ScoreWeights
 from kg.query.types import UnknownIdError
 
@@ -69,6 +69,7 @@ class RecommenderBase:
         norms = np.linalg.norm(raw, axis=1, keepdims=True)
         self.vectors = np.ascontiguousarray(np.divide(raw, norms, where=norms > 0, out=raw))
         self.cooc = CoocIndex(model.cooc)
+        self.cooc.strongest(TWO_HOP_FANOUT)  # the two-hop path index, built now
         self.scorer = ModelScorer(model)
         self.explain_history = explain_history
         self._model_users = {u: i for i, u in enumerate(model.node_ids.get("user", []))}

@@ -18,7 +18,11 @@ from kg.query.index import GraphIndex
 from kg.query.scoring import ScoreWeights
 from kg.query.types import GraphPath, PathNode, PathStep
 
-__all__ = ["CoocIndex", "PathSearch", "find_paths"]
+__all__ = ["TWO_HOP_FANOUT", "CoocIndex", "PathSearch", "find_paths"]
+
+#: Default: the intermediate product of a two-hop path is among its source's 32 strongest
+#: co-interaction neighbours.
+TWO_HOP_FANOUT = 32
 
 
 @dataclass(frozen=True, eq=False)
@@ -34,6 +38,9 @@ class CoocIndex:
     matrix: sp.spmatrix
     csr: sp.csr_matrix = field(init=False)
     csc: sp.csc_matrix = field(init=False)
+    _strongest: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(
+        init=False, default_factory=dict, repr=False
+    )
 
     def __post_init__(self) -> None:
         csr = sp.csr_matrix(self.matrix, dtype=np.float64)
@@ -54,6 +61,22 @@ class CoocIndex:
         """``(products j, co(i, j))`` with ``C[i, j] > 0``, ``j`` ascending."""
         lo, hi = self.csr.indptr[i], self.csr.indptr[i + 1]
         return self.csr.indices[lo:hi], self.csr.data[lo:hi]
+
+    def strongest(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each row's ``n`` largest entries, strongest first (ties: lower ``j`` first), as CSR
+        arrays ``(indptr, indices, values)``; computed once per ``n`` (one sort of all
+        entries), so a query only slices rows."""
+        if n not in self._strongest:
+            csr = self.csr
+            sizes = np.diff(csr.indptr).astype(np.int64)
+            rows = np.repeat(np.arange(csr.shape[0], dtype=np.int64), sizes)
+            order = np.lexsort((-csr.data, rows))  # rows stay in place, strongest first
+            rank = np.arange(csr.nnz, dtype=np.int64) - np.repeat(csr.indptr[:-1], sizes)
+            keep = order[rank < n]
+            indptr = np.zeros(csr.shape[0] + 1, np.int64)
+            np.cumsum(np.minimum(sizes, n), out=indptr[1:])
+            self._strongest[n] = (indptr, csr.indices[keep], csr.data[keep])
+        return self._strongest[n]
 
     def column(self, j: int) -> tuple[np.ndarray, np.ndarray]:
         """``(products x, co(x, j))`` with ``C[x, j] > 0``, ``x`` ascending."""
@@ -94,7 +117,7 @@ class PathSearch:
         user: str | None = None,
         max_hops: int = 4,
         two_hop_sources: int = 10,
-        two_hop_fanout: int = 32,
+        two_hop_fanout: int = TWO_HOP_FANOUT,
     ) -> None:
         self.index, self.cooc, self.weights = index, cooc, weights
         self.src = np.asarray(sources, np.int64)
@@ -105,11 +128,11 @@ class PathSearch:
         self.leaf = index.leaf[self.src]
         self.path = index.cat_path[self.leaf]
         self.depth = index.cat_depth[self.leaf]
-        rows = [_strongest(*cooc.row(int(h)), two_hop_fanout) for h in self.src[:two_hop_sources]]
-        self.mid = np.concatenate([r[0] for r in rows] + [np.zeros(0, np.int32)])
-        self.mid_co = np.concatenate([r[1] for r in rows] + [np.zeros(0, np.float32)])
-        sizes = [r[0].size for r in rows]
-        self.mid_src = np.repeat(np.arange(len(rows)), sizes)
+        indptr, indices, values = cooc.strongest(two_hop_fanout)
+        heads = self.src[:two_hop_sources]
+        at, sizes = _ranges(indptr[heads], indptr[heads + 1])
+        self.mid, self.mid_co = indices[at], values[at]
+        self.mid_src = np.repeat(np.arange(heads.size), sizes)
 
     def paths(self, target: int, max_paths: int = 3) -> list[GraphPath]:
         """Up to ``max_paths`` strongest paths to product ``target``, strongest first.
@@ -175,24 +198,55 @@ class PathSearch:
             for t in np.flatnonzero(ok.any(axis=0)):
                 k = int(np.argmax(weight[:, t]))  # ties: the latest source
                 best[t].append((float(weight[k, t]), "category", k, -1))
+        if w.co_interaction > 0:
+            self._best_co(targets, keep, best)
         out: list[GraphPath | None] = []
         for t, target in enumerate(targets):
-            found = best[t]
-            if w.co_interaction > 0:
-                col_rows, col_vals = self.cooc.column(int(target))
-                if col_rows.size:
-                    pos = np.minimum(np.searchsorted(col_rows, src), col_rows.size - 1)
-                    hit = keep[:, t] & (col_rows[pos] == src)
-                    if hit.any():
-                        co_w = self.decay * w.co_interaction * col_vals[pos].astype(np.float64)
-                        weight = np.where(hit, co_w, -1.0)
-                        k = int(np.argmax(weight))
-                        found.append((float(weight[k]), "co_interaction", k, -1))
-                    if self.mid.size:
-                        found += self._two_hop(int(target), col_rows, col_vals, keep[:, t])
-            chosen = _choose(found, 1)
+            chosen = _choose(best[t], 1)
             out.append(self._build(int(target), *chosen[0]) if chosen else None)
         return out
+
+    def _best_co(self, targets: np.ndarray, keep: np.ndarray, best: list[list[_Found]]) -> None:
+        """Append each target's best direct and best two-hop co-interaction path to ``best``.
+
+        The co-occurrence columns of all targets are concatenated into one sorted key array
+        ``t * P + x``, so every (source, target) and (intermediate, target) pair is looked up by
+        one ``searchsorted``; ties go to the latest source, as in :meth:`paths`."""
+        csc, n = self.cooc.csc, np.int64(self.index.n_products)
+        at, sizes = _ranges(csc.indptr[targets], csc.indptr[targets + 1])
+        if not at.size:
+            return
+        t_of = np.repeat(np.arange(targets.size, dtype=np.int64), sizes)
+        keys = t_of * n + csc.indices[at]
+        vals = csc.data[at]
+        t_col = np.arange(targets.size, dtype=np.int64)[None, :] * n
+
+        def lookup(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            """``(found (X, T), value (X, T))`` of co(x, target) for the products ``x``."""
+            q = t_col + x.astype(np.int64)[:, None]
+            pos = np.minimum(np.searchsorted(keys, q), keys.size - 1)
+            return keys[pos] == q, vals[pos]
+
+        w_co = self.weights.co_interaction
+        hit, col = lookup(self.src)
+        hit &= keep
+        weight = np.where(hit, self.decay[:, None] * w_co * col.astype(np.float64), -1.0)
+        for t in np.flatnonzero(hit.any(axis=0)):
+            k = int(np.argmax(weight[:, t]))
+            best[t].append((float(weight[k, t]), "co_interaction", k, -1))
+        if not self.mid.size:
+            return
+        hit, col = lookup(self.mid)
+        hit &= self.mid[:, None] != targets[None, :]
+        hit &= keep[self.mid_src]
+        hit &= (self.mid != self.src[self.mid_src])[:, None]
+        k_of = self.mid_src
+        weight = np.where(hit, (self.decay[k_of] * w_co * self.mid_co)[:, None] * col, -1.0)
+        for t in np.flatnonzero(hit.any(axis=0)):
+            m = int(np.argmax(weight[:, t]))  # mids are grouped by source, latest first
+            best[t].append(
+                (float(weight[m, t]), "co_interaction_2hop", int(k_of[m]), int(self.mid[m]))
+            )
 
     def _two_hop(
         self, target: int, col_rows: np.ndarray, col_vals: np.ndarray, keep: np.ndarray
@@ -235,12 +289,12 @@ def find_paths(
     return search.paths(target, max_paths)
 
 
-def _strongest(idx: np.ndarray, val: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``n`` largest entries of a sparse row (all when it has fewer)."""
-    if idx.size <= n:
-        return idx, val
-    keep = np.argpartition(val, idx.size - n)[idx.size - n :]
-    return idx[keep], val[keep]
+def _ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(concatenated arange(lo[i], hi[i]), sizes)``: the positions of several CSR slices."""
+    lo, hi = np.asarray(lo, np.int64), np.asarray(hi, np.int64)
+    sizes = hi - lo
+    starts = np.repeat(lo - (np.cumsum(sizes) - sizes), sizes)
+    return np.arange(int(sizes.sum()), dtype=np.int64) + starts, sizes
 
 
 def _choose(found: list[_Found], max_paths: int) -> list[_Found]:

@@ -373,3 +373,49 @@ def test_batched_best_paths_equal_the_single_target_search(rec: Recommender) -> 
             assert got == (single[0] if single else None)
             n_linked += got is not None
     assert n_linked > 100  # most targets are linked by some path in the tiny shop
+
+
+def test_batched_best_paths_equal_the_single_target_search_for_co_interaction(
+    rec: Recommender,
+) -> None:
+    """Only co-interaction terms, recommended targets: the direct and two-hop lookups of the
+    batched search (all targets at once) against the single-target search."""
+    from dataclasses import replace
+
+    from kg.query.paths import PathSearch
+
+    weights = replace(rec.weights, brand=0.0, category=0.0)
+    rng = np.random.default_rng(1)
+    kinds: dict[str, int] = {}
+    for u in rng.choice(rec.index.user_ids, 40, replace=False):
+        history, _ = rec._history(str(u))
+        sources = history[::-1][: rec.explain_history]
+        search = PathSearch(rec.index, rec.cooc, weights, sources, user=str(u))
+        top = [r.product_id for r in rec.recommend(str(u), k=20)]
+        targets = np.array([rec.index.product_index[p] for p in top], np.int64)
+        for t, got in zip(targets, search.best_paths(targets), strict=True):
+            single = search.paths(int(t), 1)
+            assert got == (single[0] if single else None)
+            if got is not None:
+                kinds[got.kind] = kinds.get(got.kind, 0) + 1
+    assert set(kinds) == {"co_interaction", "co_interaction_2hop"}
+    assert min(kinds.values()) >= 10
+
+
+def test_cooc_strongest_rows_are_each_rows_largest_entries() -> None:
+    import scipy.sparse as sp
+
+    from kg.query.paths import CoocIndex
+
+    rng = np.random.default_rng(3)
+    dense = rng.integers(0, 4, (40, 40)).astype(np.float64) * (rng.random((40, 40)) < 0.5)
+    cooc = CoocIndex(sp.csr_matrix(dense))
+    indptr, indices, values = cooc.strongest(5)
+    for i in range(40):
+        js, co = cooc.row(i)
+        # strongest first, ties: lower column first
+        expected = sorted(zip(js.tolist(), co.tolist(), strict=True), key=lambda e: (-e[1], e[0]))
+        got = list(zip(indices[indptr[i] : indptr[i + 1]].tolist(),
+                       values[indptr[i] : indptr[i + 1]].tolist(), strict=True))  # fmt: skip
+        assert got == expected[:5]
+    assert cooc.strongest(5)[1] is indices  # computed once
