@@ -117,10 +117,8 @@ class Recommender(RecommenderBase):
         keep = None
         if categories is not None:
             keep = self.index.under([self._category(c) for c in categories])
-        total, parts = self._user_scores(history, user_id)
+        total, parts = self._user_scores(history, user_id, allowed=keep)
         total[self._blocked(exclude, history if exclude_seen else None)] = -np.inf
-        if keep is not None:
-            total += np.where(keep, 0.0, -np.inf).astype(np.float32)[self.index.leaf]
         top = results.top_k(total, k)
         paths = self._paths(history, top, user_id) if with_paths else None
         return results.build(self, top, total, parts(top), "recommend", user_id, paths)
@@ -148,9 +146,8 @@ class Recommender(RecommenderBase):
         ancestor = ix.ancestor_at(level)
         mine = np.unique(ancestor[ix.leaf[history]])
         fresh = (ancestor >= 0) & ~np.isin(ancestor, mine[mine >= 0])
-        total, parts = self._user_scores(history, user_id)
+        total, parts = self._user_scores(history, user_id, allowed=fresh)
         total[self._blocked(exclude, history)] = -np.inf
-        total += np.where(fresh, 0.0, -np.inf).astype(np.float32)[ix.leaf]
         top = results.top_k(total, k)
         paths = self._paths(history, top, user_id)
         return results.build(
@@ -234,9 +231,12 @@ class Recommender(RecommenderBase):
         v, info = self.new_products.vector(title, description, category, brand, self.weights)
         return v, info, category, brand
 
-    def _user_scores(self, history: np.ndarray, user_id: str | None) -> tuple[np.ndarray, Parts]:
+    def _user_scores(
+        self, history: np.ndarray, user_id: str | None, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, Parts]:
         m = self._model_users.get(user_id) if user_id is not None else None
-        return user_scores(self.index, self.weights, self.scorer.relative(history, m), history)
+        relative = self.scorer.relative(history, m)
+        return user_scores(self.index, self.weights, relative, history, allowed=allowed)
 
     def _related_total(self, i: int, cos: np.ndarray) -> tuple[np.ndarray, Parts]:
         """Related scores of every product to product ``i`` (``i`` itself ``-inf``)."""

@@ -238,7 +238,12 @@ def related_scores(
 
 
 def user_scores(
-    index: GraphIndex, weights: ScoreWeights, m: np.ndarray, history: np.ndarray
+    index: GraphIndex,
+    weights: ScoreWeights,
+    m: np.ndarray,
+    history: np.ndarray,
+    *,
+    allowed: np.ndarray | None = None,
 ) -> tuple[np.ndarray, Parts]:
     """The personalised score ``s(u, ·)`` of every product (module docstring).
 
@@ -248,6 +253,8 @@ def user_scores(
         m: ``(P,)`` float32 ``m(u, ·)``: the model's blended distribution divided by its
             maximum (:meth:`~kg.query.model_scores.ModelScorer.relative`).
         history: the user's product indices, oldest first.
+        allowed: ``(C + 1,)`` bool, the categories whose products may be ranked (sentinel
+            last: products without a category); the others score ``-inf``. ``None``: all.
 
     Returns:
         ``(total (P,) float32, parts)``; ``parts(top)`` gives each term at ``top``.
@@ -257,7 +264,10 @@ def user_scores(
     ba, cp = history_terms(index, history[::-1], w)
     ba *= np.float32(w.brand)
     cp *= np.float32(w.category)
-    total = cp[index.leaf]
+    if allowed is None:
+        total = cp[index.leaf]
+    else:  # the category filter rides on the same per-product gather
+        total = np.where(allowed, cp, np.float32(-np.inf)).astype(np.float32)[index.leaf]
     total += scale * m
     for b in np.flatnonzero(ba[: index.n_brands]):
         total[index.products_of_brand(int(b))] += ba[b]
