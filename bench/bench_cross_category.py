@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import machine_line, write_section
 
 from ingest.tables import GraphTables
+from kg.cli_query import _cut
 from kg.query import Recommender
 
 
@@ -58,11 +59,6 @@ class CategoryTree:
         return out
 
 
-def _short(text: str | None, n: int) -> str:
-    text = text or ""
-    return text if len(text) <= n else text[: n - 1] + "…"
-
-
 def print_samples(
     rec: Recommender, tree: CategoryTree, history: dict[str, list[str]], titles: dict[str, str],
     n: int, level: int, rng: random.Random,
@@ -74,24 +70,24 @@ def print_samples(
             counts[p] += 1
     for p in rng.sample(sorted(q for q, c in counts.items() if c >= 5), n):
         cats = ", ".join(sorted(tree.name[c] for c in tree.of_product[p]))
-        print(f"\n### related to {p}: {_short(titles.get(p), 70)} [{cats}]")
+        print(f"\n### related to {p}: {_cut(titles.get(p), 70)} [{cats}]")
         for r in rec.related(p, k=5):
-            print(f"  {r.rank}. {r.product_id} {r.score:.3f} {_short(r.title, 55)} ({r.reason})")
+            print(f"  {r.rank}. {r.product_id} {r.score:.3f} {_cut(r.title, 55)} ({r.reason})")
     users = sorted(u for u, items in history.items() if len(items) >= 4)
     for u in rng.sample(users, n):
         mine = set().union(*(tree.at(p, level) for p in history[u]))
         print(f"\n### user {u}: {len(history[u])} interactions; level-{level} categories: "
               f"{', '.join(sorted(tree.name[c] for c in mine))}")  # fmt: skip
-        print("  latest: " + "; ".join(_short(titles.get(p), 40) for p in history[u][-3:]))
+        print("  latest: " + "; ".join(_cut(titles.get(p), 40) for p in history[u][-3:]))
         recs = rec.recommend(u, k=5)
         for r in recs:
-            print(f"  recommend {r.rank}. {r.product_id} {r.score:.3f} {_short(r.title, 55)}")
+            print(f"  recommend {r.rank}. {r.product_id} {r.score:.3f} {_cut(r.title, 55)}")
         for path in rec.explain(u, recs[0].product_id, max_paths=2):
             print(f"    explain {recs[0].product_id}: {path}")
         for r in rec.cross_category(u, k=5, level=level):
             cats = ", ".join(sorted(tree.name[c] for c in tree.at(r.product_id, level)))
             print(f"  cross-category {r.rank}. {r.product_id} {r.score:.3f} "
-                  f"{_short(r.title, 45)} [{cats}]\n      path: {r.path}")  # fmt: skip
+                  f"{_cut(r.title, 45)} [{cats}]\n      path: {r.path}")  # fmt: skip
 
 
 def check(
