@@ -15,23 +15,53 @@ if TYPE_CHECKING:
 __all__ = ["build", "top_k"]
 
 
+#: Above this many scores :func:`top_k` first narrows the candidates with a sampled threshold.
+_SAMPLE_ABOVE = 4096
+#: One score in this many is sampled for the threshold.
+_SAMPLE_STEP = 64
+
+
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """Indices of the ``k`` best finite ``scores``, best first (ties: lower index first).
 
     Products left out carry ``-inf``; fewer than ``k`` come back when fewer are finite.
+
+    ``np.argpartition`` slows down about twentyfold (0.2 to 4 ms at 100k scores) when most
+    scores are equal, as they are when a category filter sets most of them to ``-inf``. So for
+    long arrays a threshold ``t`` is taken first: the ``k``-th best of every 64th score. At
+    least ``k`` scores are ``>= t`` (those samples), so the top ``k`` are the scores ``> t`` (about
+    ``64 k`` of them) completed, when they are fewer than ``k``, by the lowest indices equal
+    to ``t``; the exact selection then runs on those few.
     """
     n = scores.size
     k = min(k, n)
-    if k < n:
-        part = np.argpartition(scores, n - k)[n - k :]
-        cut = scores[part].min()
-        if np.isfinite(cut):  # ties at the cut: the lowest indices, whatever the partition
-            above = part[scores[part] > cut]
-            part = np.concatenate([above, np.flatnonzero(scores == cut)[: k - above.size]])
+    if k <= 0:
+        return np.zeros(0, np.int64)
+    sample = scores[::_SAMPLE_STEP]
+    if n > _SAMPLE_ABOVE and sample.size > k:
+        t = np.partition(sample, sample.size - k)[sample.size - k]
+        above = np.flatnonzero(scores > t)
+        if above.size < k:
+            part = np.concatenate([above, np.flatnonzero(scores == t)[: k - above.size]])
+        else:
+            part = above[_select(scores[above], k)]
     else:
-        part = np.arange(n)
+        part = _select(scores, k)
     part = part[np.isfinite(scores[part])]
     return part[np.lexsort((part, -scores[part]))]
+
+
+def _select(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of ``k`` best scores, unordered (ties at the cut: the lowest indices)."""
+    n = scores.size
+    if k >= n:
+        return np.arange(n)
+    part = np.argpartition(scores, n - k)[n - k :]
+    cut = scores[part].min()
+    if np.isfinite(cut):  # ties at the cut: the lowest indices, whatever the partition
+        above = part[scores[part] > cut]
+        part = np.concatenate([above, np.flatnonzero(scores == cut)[: k - above.size]])
+    return part
 
 
 def build(

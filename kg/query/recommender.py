@@ -65,7 +65,9 @@ class Recommender(RecommenderBase):
             ix, leaf = self.index, int(self.index.leaf[i])
             same = np.zeros(ix.n_categories + 1, bool)
             same[leaf] = leaf < ix.n_categories
-            total += np.where(same == same_category, 0.0, -np.inf).astype(np.float32)[ix.leaf]
+            total += np.take(
+                np.where(same == same_category, 0.0, -np.inf).astype(np.float32), ix.leaf
+            )
         top = results.top_k(total, k)
         paths = self._paths(np.array([i]), top, None) if with_paths else None
         return results.build(self, top, total, parts(top), "related", product_id, paths)
@@ -205,7 +207,9 @@ class Recommender(RecommenderBase):
         )
         if same_category is not None and category is not None:
             under = ix.under([category])
-            total += np.where(under == same_category, 0.0, -np.inf).astype(np.float32)[ix.leaf]
+            total += np.take(
+                np.where(under == same_category, 0.0, -np.inf).astype(np.float32), ix.leaf
+            )
         top = results.top_k(total, k)
         return results.build(self, top, total, parts(top), "related", title, None)
 

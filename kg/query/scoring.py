@@ -223,7 +223,7 @@ def related_scores(
         total[index.products_of_brand(brand)] += np.float32(w.brand)
     cat = index.n_categories if category is None else category
     prox = (w.category * category_proximity(index, cat)).astype(np.float32)
-    total += prox[index.leaf]
+    total += np.take(prox, index.leaf)  # np.take: about twice as fast as prox[index.leaf]
 
     def parts(top: np.ndarray) -> dict[str, np.ndarray]:
         out = {"vector": w.vector * cos[top]}
@@ -265,9 +265,9 @@ def user_scores(
     ba *= np.float32(w.brand)
     cp *= np.float32(w.category)
     if allowed is None:
-        total = cp[index.leaf]
+        total = np.take(cp, index.leaf)  # np.take: about twice as fast as cp[index.leaf]
     else:  # the category filter rides on the same per-product gather
-        total = np.where(allowed, cp, np.float32(-np.inf)).astype(np.float32)[index.leaf]
+        total = np.take(np.where(allowed, cp, np.float32(-np.inf)).astype(np.float32), index.leaf)
     total += scale * m
     for b in np.flatnonzero(ba[: index.n_brands]):
         total[index.products_of_brand(int(b))] += ba[b]

@@ -95,6 +95,20 @@ def test_top_k_orders_ties_and_drops_excluded() -> None:
     assert top_k(np.full(3, -np.inf, np.float32), 2).size == 0
 
 
+@pytest.mark.parametrize("minus_inf", [0.0, 0.5, 0.95, 0.9999, 1.0])
+@pytest.mark.parametrize("k", [1, 10, 300])
+def test_top_k_equals_a_full_sort_on_long_arrays_with_ties(minus_inf: float, k: int) -> None:
+    """The sampled-threshold path (long arrays) gives what a stable full sort gives: best
+    first, ties by lower index, -inf dropped; scores drawn from few values so ties abound."""
+    rng = np.random.default_rng(int(minus_inf * 1000) + k)
+    for n in (5_000, 50_000):
+        scores = rng.integers(0, 40, n).astype(np.float32) / 7
+        scores[rng.random(n) < minus_inf] = -np.inf
+        finite = np.flatnonzero(np.isfinite(scores))
+        expected = finite[np.lexsort((finite, -scores[finite]))][:k]
+        assert top_k(scores, k).tolist() == expected.tolist()
+
+
 def test_score_weights_are_checked() -> None:
     for bad in ({"brand": -1.0}, {"recency_decay": 0.0}, {"n_recent": 0}):
         with pytest.raises(ValueError):
