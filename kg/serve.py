@@ -12,6 +12,13 @@ Endpoints (all read-only; none takes Cypher or any other query text from the cal
 * ``GET /users/{user_id}/cross-category?k=&level=``
 * ``GET /users/{user_id}/explain/{product_id}?max_paths=``
 
+The ranking endpoints are ``async def``: they run on the event loop, not in FastAPI's thread
+pool. A query is a few milliseconds of numpy work that holds the GIL for most of it, so a worker
+serves one at a time either way (``kgrec serve --workers`` adds processes); the thread-pool
+hand-offs (the endpoint, its parameters and its response each cross to a thread and back) cost
+about a millisecond per request. The cold-start endpoint, which runs the text encoder, stays in
+the thread pool.
+
 Unknown ids answer 404, parameters out of range (``k`` outside ``1..n_products``, a level
 not in the tree...) 422. ``/openapi.json`` documents the response models; ``/docs`` shows them.
 
@@ -200,7 +207,7 @@ def create_app(recommender: Recommender) -> FastAPI:
         return {"operation": op, "query": query, "items": [r.to_dict() for r in items]}
 
     @app.get("/health", response_model=HealthModel)
-    def health() -> dict[str, Any]:
+    async def health() -> dict[str, Any]:
         """Liveness, and the size of what is loaded."""
         ix = rec.index
         return {
@@ -213,7 +220,7 @@ def create_app(recommender: Recommender) -> FastAPI:
         }
 
     @app.get("/products/{product_id}/related", response_model=RecommendationList, responses=errors)
-    def related(
+    async def related(
         product_id: ProductId,
         k: K = 10,
         same_category: Annotated[
@@ -235,7 +242,7 @@ def create_app(recommender: Recommender) -> FastAPI:
     @app.get(
         "/users/{user_id}/recommendations", response_model=RecommendationList, responses=errors
     )
-    def recommend(
+    async def recommend(
         user_id: UserId,
         k: K = 10,
         categories: Categories = None,
@@ -249,7 +256,7 @@ def create_app(recommender: Recommender) -> FastAPI:
         return listing("recommend", user_id, out)
 
     @app.post("/recommendations", response_model=RecommendationList, responses=errors)
-    def recommend_new_user(
+    async def recommend_new_user(
         products: Annotated[
             list[Annotated[str, Field(min_length=1)]],
             Body(
@@ -279,7 +286,7 @@ def create_app(recommender: Recommender) -> FastAPI:
         return listing("related", None, out)
 
     @app.get("/users/{user_id}/cross-category", response_model=RecommendationList, responses=errors)
-    def cross_category(
+    async def cross_category(
         user_id: UserId,
         k: K = 10,
         level: Annotated[int, Query(ge=1, le=levels, description="category tree level")] = 1,
@@ -290,7 +297,7 @@ def create_app(recommender: Recommender) -> FastAPI:
     @app.get(
         "/users/{user_id}/explain/{product_id}", response_model=ExplanationModel, responses=errors
     )
-    def explain(
+    async def explain(
         user_id: UserId,
         product_id: ProductId,
         max_paths: Annotated[int, Query(ge=1, le=20)] = 3,
