@@ -219,16 +219,21 @@ class PathSearch:
         t_of = np.repeat(np.arange(targets.size, dtype=np.int64), sizes)
         keys = t_of * n + csc.indices[at]
         vals = csc.data[at]
-        t_col = np.arange(targets.size, dtype=np.int64)[None, :] * n
+        # Every product that is looked up (sources and two-hop intermediates), ascending, so
+        # the queries ``t * P + x`` below are sorted: searchsorted is about twice as fast then.
+        xs, inverse = np.unique(np.concatenate([self.src, self.mid]), return_inverse=True)
+        q = (np.arange(targets.size, dtype=np.int64)[:, None] * n + xs[None, :]).ravel()
+        pos = np.minimum(np.searchsorted(keys, q), keys.size - 1)
+        found_tx = (keys[pos] == q).reshape(targets.size, xs.size)
+        value_tx = vals[pos].reshape(targets.size, xs.size)
 
-        def lookup(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            """``(found (X, T), value (X, T))`` of co(x, target) for the products ``x``."""
-            q = t_col + x.astype(np.int64)[:, None]
-            pos = np.minimum(np.searchsorted(keys, q), keys.size - 1)
-            return keys[pos] == q, vals[pos]
+        def lookup(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            """``(found (X, T), value (X, T))`` of co(x, target) for the looked-up products
+            at positions ``rows`` of ``xs``."""
+            return found_tx[:, rows].T, value_tx[:, rows].T
 
         w_co = self.weights.co_interaction
-        hit, col = lookup(self.src)
+        hit, col = lookup(inverse[: self.src.size])
         hit &= keep
         weight = np.where(hit, self.decay[:, None] * w_co * col.astype(np.float64), -1.0)
         for t in np.flatnonzero(hit.any(axis=0)):
@@ -236,7 +241,7 @@ class PathSearch:
             best[t].append((float(weight[k, t]), "co_interaction", k, -1))
         if not self.mid.size:
             return
-        hit, col = lookup(self.mid)
+        hit, col = lookup(inverse[self.src.size :])
         hit &= self.mid[:, None] != targets[None, :]
         hit &= keep[self.mid_src]
         hit &= (self.mid != self.src[self.mid_src])[:, None]
