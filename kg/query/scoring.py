@@ -176,12 +176,16 @@ def history_terms(
     r = recency_weights(recent.size, weights.recency_decay)
     ba = np.bincount(index.brand[recent], weights=r, minlength=index.n_brands + 1)
     ba[index.n_brands] = 0.0
-    cp = np.zeros(index.n_categories + 1, np.float64)
     leaves, inverse = np.unique(index.leaf[recent], return_inverse=True)
     mass = np.bincount(inverse, weights=r, minlength=leaves.size)
-    for leaf, m in zip(leaves, mass, strict=True):
-        if leaf < index.n_categories:
-            cp += m * category_proximity(index, int(leaf))
+    real = leaves < index.n_categories
+    leaves, mass = leaves[real], mass[real]
+    # cat(leaf, c) for all recent leaves at once, as category_proximity computes it per leaf
+    ref = index.cat_path[leaves]  # (L, D)
+    shared = ((index.cat_path[None, :, :] == ref[:, None, :]) & (ref >= 0)[:, None, :]).sum(2)
+    denom = np.maximum(index.cat_depth[None, :], index.cat_depth[leaves][:, None])
+    prox = np.divide(shared, denom, out=np.zeros(denom.shape), where=denom > 0)
+    cp = mass @ prox if leaves.size else np.zeros(index.n_categories + 1)
     return ba.astype(np.float32), cp.astype(np.float32)
 
 
@@ -268,7 +272,7 @@ def user_scores(
         total = np.take(cp, index.leaf)  # np.take: about twice as fast as cp[index.leaf]
     else:  # the category filter rides on the same per-product gather
         total = np.take(np.where(allowed, cp, np.float32(-np.inf)).astype(np.float32), index.leaf)
-    total += scale * m
+    total += m if scale == 1 else scale * m  # no temporary array for the default weight
     for b in np.flatnonzero(ba[: index.n_brands]):
         total[index.products_of_brand(int(b))] += ba[b]
 

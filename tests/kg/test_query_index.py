@@ -86,6 +86,14 @@ def test_category_proximity_and_history_terms() -> None:
     assert ba.tolist() == pytest.approx([1 / 3, 2 / 3, 0.0])
     assert cp[c["A>B>y"]] == pytest.approx(2 / 3 * 1 / 3 + 1 / 3 * 1.0)
     assert cp[c["D"]] == 0.0 and cp[ix.n_categories] == 0.0
+    # a product without a category (p5) adds nothing; the terms equal the per-leaf sums
+    w3 = ScoreWeights(n_recent=3, recency_decay=0.5)
+    _, cp = history_terms(ix, np.array([4, 3, 0]), w3)
+    r = np.array([4, 2, 1]) / 7
+    expected_cp = r[1] * category_proximity(ix, c["D"]) + r[2] * category_proximity(ix, c["A>B>x"])
+    assert cp == pytest.approx(expected_cp)
+    _, cp = history_terms(ix, np.array([4]), w3)
+    assert not cp.any()
 
 
 def test_top_k_orders_ties_and_drops_excluded() -> None:
