@@ -11,7 +11,7 @@ the same address and the kernel spreads new connections evenly over them. With o
 listening socket, the first worker to wake accepts a whole burst of new connections (asyncio
 accepts up to its backlog at once), so keep-alive clients that connect together can pile up on
 one worker while the other idles: with 32 such clients on 2 workers we measured anywhere
-between 320 and 750 requests/s from run to run. Elsewhere the workers share one socket.
+between 280 and 846 requests/s from run to run. Elsewhere the workers share one socket.
 
 Each worker answers one request at a time on one core (the query layer is numpy work that
 holds the GIL for most of a request), so ``--workers`` should be about the number of cores the

@@ -137,19 +137,21 @@ class ScoreWeights:
             raise ValueError("ScoreWeights: recency_decay must be in (0, 1]")
 
 
-def category_proximity(index: GraphIndex, category: int) -> np.ndarray:
-    """``cat(category, ·)`` for every category, ``(C + 1,)`` float32 (sentinel last, 0).
+def category_proximity(index: GraphIndex, category: int | np.ndarray) -> np.ndarray:
+    """``cat(category, ·)`` for every category, ``(C + 1,)`` float32 (sentinel last, 0); for
+    an array of categories, one such row each, ``(len(category), C + 1)``.
 
     Args:
         index: the graph index.
-        category: a category index (any level), or ``C`` for "no category" (all zeros).
+        category: a category index (any level), or ``C`` for "no category" (all zeros); or an
+            array of them.
     """
-    ref = index.cat_path[category]
-    valid = ref >= 0
-    shared = ((index.cat_path == ref) & valid).sum(axis=1)
-    denom = np.maximum(index.cat_depth, index.cat_depth[category]).astype(np.float32)
+    cats = np.atleast_1d(np.asarray(category, np.int64))
+    ref = index.cat_path[cats]  # (L, D)
+    shared = ((index.cat_path[None, :, :] == ref[:, None, :]) & (ref >= 0)[:, None, :]).sum(2)
+    denom = np.maximum(index.cat_depth[None, :], index.cat_depth[cats][:, None]).astype(np.float32)
     out = np.divide(shared, denom, out=np.zeros(denom.shape, np.float32), where=denom > 0)
-    return out.astype(np.float32, copy=False)
+    return out[0] if np.ndim(category) == 0 else out
 
 
 def recency_weights(n: int, decay: float) -> np.ndarray:
@@ -178,14 +180,8 @@ def history_terms(
     ba[index.n_brands] = 0.0
     leaves, inverse = np.unique(index.leaf[recent], return_inverse=True)
     mass = np.bincount(inverse, weights=r, minlength=leaves.size)
-    real = leaves < index.n_categories
-    leaves, mass = leaves[real], mass[real]
-    # cat(leaf, c) for all recent leaves at once, as category_proximity computes it per leaf
-    ref = index.cat_path[leaves]  # (L, D)
-    shared = ((index.cat_path[None, :, :] == ref[:, None, :]) & (ref >= 0)[:, None, :]).sum(2)
-    denom = np.maximum(index.cat_depth[None, :], index.cat_depth[leaves][:, None])
-    prox = np.divide(shared, denom, out=np.zeros(denom.shape), where=denom > 0)
-    cp = mass @ prox if leaves.size else np.zeros(index.n_categories + 1)
+    real = leaves < index.n_categories  # the "no category" sentinel adds nothing
+    cp = mass[real] @ category_proximity(index, leaves[real]).astype(np.float64)
     return ba.astype(np.float32), cp.astype(np.float32)
 
 
