@@ -18,15 +18,26 @@ __all__ = ["register"]
 
 # ---------------------------------------------------------------------------- helpers
 def _recommender(args: argparse.Namespace) -> Recommender:
-    from kg.query import Recommender
+    from kg.query import ApproximateSearch, Recommender
 
+    approximate = None
+    if getattr(args, "approximate", False):
+        if args.n_probe < 1 or (args.n_lists is not None and args.n_lists < 1):
+            raise _fail("--n-probe and --n-lists must be >= 1")
+        approximate = ApproximateSearch(n_lists=args.n_lists, n_probe=args.n_probe)
     if args.tables is not None:
-        return Recommender.load(args.model, args.tables, device=args.device)
+        return Recommender.load(
+            args.model, args.tables, device=args.device, approximate=approximate
+        )
     from kg.cli import resolve_settings
 
     settings = resolve_settings(argparse.Namespace(home=args.home, port=args.neo4j_port))
     return Recommender.load(
-        args.model, neo4j=settings, device=args.device, show_progress=not args.no_progress
+        args.model,
+        neo4j=settings,
+        device=args.device,
+        show_progress=not args.no_progress,
+        approximate=approximate,
     )
 
 
@@ -271,6 +282,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
+    p.add_argument(
+        "--approximate",
+        action="store_true",
+        help="score only candidates from a k-means inverted file (faster on large catalogues; "
+        "results can differ from the exact ranking: see BENCHMARKS.md for its recall)",
+    )
+    p.add_argument("--n-lists", type=int, help="clusters of --approximate (default sqrt(products))")
+    p.add_argument("--n-probe", type=int, default=8, help="clusters probed (default 8)")
     _source(p)
     p.set_defaults(func=cmd_serve)
 

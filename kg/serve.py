@@ -112,6 +112,10 @@ class HealthModel(BaseModel):
     users: int
     categories: int
     levels: int
+    search: str = Field(
+        description="'exact' (every product scored) or 'approximate: n_probe of n_lists "
+        "clusters' (kgrec serve --approximate)"
+    )
 
 
 class ErrorModel(BaseModel):
@@ -179,6 +183,9 @@ def create_app(recommender: Recommender) -> FastAPI:
     """
     rec = recommender
     n, levels = rec.n_products, max(rec.index.max_depth, 1)
+    search = "exact"
+    if rec.approximate is not None and rec.user_clusters is not None:
+        search = f"approximate: {rec.approximate.n_probe} of {rec.user_clusters.n_lists} clusters"
     app = FastAPI(
         title="kgrec",
         version=__version__,
@@ -217,6 +224,7 @@ def create_app(recommender: Recommender) -> FastAPI:
             "users": len(ix.user_ids),
             "categories": ix.n_categories,
             "levels": ix.max_depth,
+            "search": search,
         }
 
     @app.get("/products/{product_id}/related", response_model=RecommendationList, responses=errors)

@@ -6,11 +6,13 @@ typed records (:class:`Recommendation`, :class:`GraphPath`). The score formulas 
 :mod:`kg.query.writeback`.
 """
 
+from kg.query.candidates import ApproximateSearch
 from kg.query.recommender import Recommender
 from kg.query.scoring import ScoreWeights
 from kg.query.types import GraphPath, PathNode, PathStep, Recommendation, UnknownIdError
 
 __all__ = [
+    "ApproximateSearch",
     "GraphPath",
     "PathNode",
     "PathStep",

@@ -12,7 +12,7 @@ from kg.query.types import GraphPath, Recommendation
 if TYPE_CHECKING:
     from kg.query.recommender import Recommender
 
-__all__ = ["build", "top_k"]
+__all__ = ["build", "leave_out", "top_k"]
 
 
 #: Above this many scores :func:`top_k` first narrows the candidates with a sampled threshold.
@@ -51,6 +51,18 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return part[np.lexsort((part, -scores[part]))]
 
 
+def leave_out(scores: np.ndarray, products: np.ndarray | None, blocked: np.ndarray) -> None:
+    """Set the scores of the ``blocked`` product indices to ``-inf``, in place; ``scores`` is
+    over all products, or over ``products`` (ascending) where those are given."""
+    if products is None:
+        scores[blocked] = -np.inf
+        return
+    if blocked.size == 0 or products.size == 0:
+        return
+    at = np.minimum(np.searchsorted(products, blocked), products.size - 1)
+    scores[at[products[at] == blocked]] = -np.inf
+
+
 def _select(scores: np.ndarray, k: int) -> np.ndarray:
     """Indices of ``k`` best scores, unordered (ties at the cut: the lowest indices)."""
     n = scores.size
@@ -67,7 +79,7 @@ def _select(scores: np.ndarray, k: int) -> np.ndarray:
 def build(
     rec: Recommender,
     top: np.ndarray,
-    total: np.ndarray,
+    scores: np.ndarray,
     parts: Mapping[str, np.ndarray],
     mode: str,
     query: str | None,
@@ -80,7 +92,7 @@ def build(
     Args:
         rec: the recommender (for ids and names).
         top: product indices, best first.
-        total: ``(P,)`` scores.
+        scores: the score of each product of ``top``.
         parts: the weighted score terms at ``top``, by name (each ``(len(top),)``).
         mode: ``"related"``, ``"recommend"`` or ``"cross_category"`` (wording of reasons).
         query: the query product id (``related``) or user id.
@@ -101,7 +113,7 @@ def build(
         out.append(
             Recommendation(
                 product_id=ix.product_ids[j],
-                score=float(total[j]),
+                score=float(scores[rank - 1]),
                 rank=rank,
                 reason=reason,
                 title=ix.titles[j],

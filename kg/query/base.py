@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from kg.query.candidates import ApproximateSearch, ClusterIndex
 from kg.query.cold_start import NewProductEncoder
 from kg.query.index import build_index
 from kg.query.model_scores import ModelScorer
@@ -42,6 +43,9 @@ class RecommenderBase:
         text_model: BERT folder for new products (default: the model's text encoder).
         text_cache: text cache root for new products (default ``~/.kgrec/cache/text``).
         explain_history: latest history items paths are searched from.
+        approximate: score only candidate products in ``related``, ``recommend`` and
+            ``cross_category`` (:mod:`kg.query.candidates`); ``None``: every product (exact).
+            The cluster indexes are built here, a few seconds at 100k products.
 
     Raises:
         ValueError: the tables' products differ from the model's.
@@ -56,6 +60,7 @@ class RecommenderBase:
         text_model: str | Path | None = None,
         text_cache: str | Path | None = None,
         explain_history: int = 50,
+        approximate: ApproximateSearch | None = None,
     ) -> None:
         if model.product_vectors is None or model.cooc is None:
             raise ValueError("Recommender needs a fitted or loaded FusionRecommender")
@@ -65,6 +70,7 @@ class RecommenderBase:
         for lookup in ("product_index", "user_index", "category_index", "brand_index"):
             getattr(self.index, lookup)  # built now, not by the first query
         self.index.products_of_brand(0)
+        self.index.products_of_leaf(0)
         raw = model.product_vectors.detach().cpu().numpy().astype(np.float32)
         norms = np.linalg.norm(raw, axis=1, keepdims=True)
         self.vectors = np.ascontiguousarray(np.divide(raw, norms, where=norms > 0, out=raw))
@@ -72,6 +78,12 @@ class RecommenderBase:
         self.cooc.strongest(TWO_HOP_FANOUT)  # the two-hop path index, built now
         self.scorer = ModelScorer(model)
         self.explain_history = explain_history
+        self.approximate = approximate
+        self.user_clusters: ClusterIndex | None = None
+        self.product_clusters: ClusterIndex | None = None
+        if approximate is not None:
+            self.user_clusters = ClusterIndex(self.scorer.augmented(), approximate)
+            self.product_clusters = ClusterIndex(self.vectors, approximate)
         self._model_users = {u: i for i, u in enumerate(model.node_ids.get("user", []))}
         features = None if model.features is None else model.features.cpu().numpy()
         self.new_products = NewProductEncoder(
@@ -96,6 +108,7 @@ class RecommenderBase:
         text_model: str | Path | None = None,
         text_cache: str | Path | None = None,
         show_progress: bool = False,
+        approximate: ApproximateSearch | None = None,
     ) -> Self:
         """Load a fusion run folder and its graph.
 
@@ -105,7 +118,7 @@ class RecommenderBase:
                 exports it from that Neo4j.
             neo4j: where to export the graph from when ``tables`` is ``None``.
             device: torch device of the model.
-            weights, text_model, text_cache: see :class:`Recommender`.
+            weights, text_model, text_cache, approximate: see :class:`Recommender`.
             show_progress: progress bars of the Neo4j export.
 
         Raises:
@@ -126,7 +139,14 @@ class RecommenderBase:
         elif not isinstance(tables, GraphTables):
             tables = GraphTables.load(tables)
         model = FusionRecommender.load(run_folder, device=device)
-        return cls(model, tables, weights=weights, text_model=text_model, text_cache=text_cache)
+        return cls(
+            model,
+            tables,
+            weights=weights,
+            text_model=text_model,
+            text_cache=text_cache,
+            approximate=approximate,
+        )
 
     # ------------------------------------------------------------------ lookups
     @property

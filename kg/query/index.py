@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from ingest.tables import GraphTables
 
-__all__ = ["GraphIndex", "build_index"]
+__all__ = ["GraphIndex", "build_index", "concat_ranges"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -102,14 +102,21 @@ class GraphIndex:
 
     @cached_property
     def _brand_members(self) -> tuple[np.ndarray, np.ndarray]:
-        order = np.argsort(self.brand, kind="stable").astype(np.int64)
-        counts = np.bincount(self.brand, minlength=self.n_brands + 1)
-        return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), order
+        return _groups(self.brand, self.n_brands + 1)
+
+    @cached_property
+    def _leaf_members(self) -> tuple[np.ndarray, np.ndarray]:
+        return _groups(self.leaf, self.n_categories + 1)
 
     def products_of_brand(self, brand: int) -> np.ndarray:
         """Product indices of brand index ``brand`` (ascending, int64)."""
         indptr, order = self._brand_members
         return order[indptr[brand] : indptr[brand + 1]]
+
+    def products_of_leaf(self, category: int) -> np.ndarray:
+        """Product indices whose (deepest) category is ``category`` (ascending, int64)."""
+        indptr, order = self._leaf_members
+        return order[indptr[category] : indptr[category + 1]]
 
     def history(self, user: int) -> np.ndarray:
         """Product indices of user index ``user``'s history, oldest first (int32)."""
@@ -200,6 +207,14 @@ def build_index(tables: GraphTables, product_ids: Sequence[str]) -> GraphIndex:
     )
 
 
+def _groups(key: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(indptr, order)``: the positions with ``key == g`` are ``order[indptr[g]:indptr[g+1]]``,
+    ascending."""
+    order = np.argsort(key, kind="stable").astype(np.int64)
+    counts = np.bincount(key, minlength=n)
+    return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), order
+
+
 def _lookup(keys: pa.ChunkedArray | pa.Array, sorted_ids: pa.Array) -> np.ndarray:
     """Positions of ``keys`` in ``sorted_ids`` (int64); every key must be present."""
     pos = pc.index_in(keys, value_set=sorted_ids)
@@ -248,3 +263,11 @@ def _first_per_product(
     first = np.unique(products[order], return_index=True)[1]
     out[products[order][first]] = values[order][first]
     return out
+
+
+def concat_ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(concatenated arange(lo[i], hi[i]), sizes)``: the positions of several CSR slices."""
+    lo, hi = np.asarray(lo, np.int64), np.asarray(hi, np.int64)
+    sizes = hi - lo
+    starts = np.repeat(lo - (np.cumsum(sizes) - sizes), sizes)
+    return np.arange(int(sizes.sum()), dtype=np.int64) + starts, sizes

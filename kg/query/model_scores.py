@@ -21,8 +21,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
+from kg.query.index import concat_ranges
+
 if TYPE_CHECKING:
     from gnn.fusion import FusionRecommender
+    from kg.query.candidates import ClusterIndex
 
 __all__ = ["ModelScorer"]
 
@@ -149,12 +152,99 @@ class ModelScorer:
     def _similarity(self, history: np.ndarray) -> np.ndarray | None:
         """``(P,)`` float32 ``Σ_f τ_f · Σ_k γ^k cos(c_f(h_k), c_f(·))`` (:mod:`gnn.similarity`),
         one matrix-vector product over the stacked reduced vectors; ``None`` without terms."""
+        profile = self._profile(history)
+        return None if profile is None else self.sim_matrix @ profile
+
+    def _profile(self, history: np.ndarray) -> np.ndarray | None:
+        """The user's similarity profile ``s`` (the similarity terms are ``C s``), or ``None``."""
         if self.sim_matrix is None:
             return None
         recent = np.asarray(history, np.int64)[::-1][: self.sim_recent]
         w = (self.sim_decay ** np.arange(recent.size)).astype(np.float32)
-        profile = (w @ self.sim_matrix[recent]) * self.sim_scale
-        return self.sim_matrix @ profile
+        return (w @ self.sim_matrix[recent]) * self.sim_scale
+
+    # ------------------------------------------------------------ candidate search
+    @property
+    def _log_blend(self) -> bool:
+        return self.blend > 0.0 and self.blend_mode == "log"
+
+    def augmented(self) -> np.ndarray:
+        """``(P, d + 1 [+ s])`` float32 ``[vectors, offset, similarity vectors]``: with the
+        query of :meth:`candidates`, a product's row gives its dense logit ``z`` in one dot
+        product (the offset is the item bias, or in the ``log`` blend the whole constant part
+        of ``z``). The rows :class:`~kg.query.candidates.ClusterIndex` clusters."""
+        offset = self.log_offset if self._log_blend else self.bias
+        blocks = [self.vectors, offset[:, None]]
+        if self.sim_matrix is not None:
+            blocks.append(self.sim_matrix)
+        return np.ascontiguousarray(np.hstack(blocks), np.float32)
+
+    def candidates(
+        self,
+        history: np.ndarray,
+        user_index: int | None,
+        clusters: ClusterIndex,
+        n_probe: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``m(u, ·)`` (as :meth:`relative`) over candidate products only
+        (:mod:`kg.query.candidates`): the members of the ``n_probe`` clusters of
+        :meth:`augmented` rows that score best against the user's query, and the
+        co-occurrence neighbours of the recent history.
+
+        In the ``linear`` blend the softmax normaliser of ``p`` is summed over the probed
+        clusters and estimated for the others as ``Σ_c n_c exp(centroid_c · q - max z)``.
+
+        Args:
+            history: product indices, oldest first.
+            user_index: the user's index in the model (``None`` for a new user).
+            clusters: a :class:`~kg.query.candidates.ClusterIndex` over :meth:`augmented`.
+            n_probe: clusters probed.
+
+        Returns:
+            ``(products ascending, m over them)``; every cluster probed gives :meth:`relative`.
+        """
+        u = self.user_vector(history, user_index)
+        beta, d = self.blend, self.vectors.shape[1]
+        linear = beta > 0.0 and not self._log_blend
+        profile = self._profile(history)
+        parts = [u * np.float32(1.0 - beta) if self._log_blend else u, np.ones(1, np.float32)]
+        query = np.concatenate(parts + ([] if profile is None else [profile]))
+        probed = clusters.probe(query, n_probe)
+        if beta > 0.0:
+            idx, votes = self._votes(history)
+        else:
+            idx, votes = np.zeros(0, np.int64), np.zeros(0, np.float64)
+        dense = slice(0, d + 1) if linear else slice(None)
+        products, z = clusters.search(query[dense], probed, idx, dense)
+        sims = None
+        if linear and profile is not None:  # added after the mixture, as in relative()
+            sims = clusters.search(profile, probed, idx, slice(d + 1, None))[1]
+        at = np.searchsorted(products, idx)
+        if self._log_blend:
+            z[at] += (beta * (np.log(self.padding[idx] + votes) - self.log_padding[idx])).astype(
+                np.float32
+            )
+        top = z.max()
+        e = np.exp(z - top)
+        if not linear:
+            return products, e
+        is_probed = np.zeros(clusters.n_lists, bool)
+        is_probed[probed] = True
+        rest = ~is_probed
+        centroid_z = clusters.centroids[rest][:, dense] @ query[dense]
+        norm = float(e[is_probed[clusters.assign[products]]].sum(dtype=np.float64))
+        norm += float((clusters.sizes[rest] * np.exp(centroid_z.astype(np.float64) - top)).sum())
+        e *= np.float32((1.0 - beta) / norm)
+        scale = beta / (self.padding_sum + float(votes.sum()))
+        e += np.float32(scale) * self.padding32[products]
+        e[at] += (scale * votes).astype(np.float32)
+        if sims is not None:
+            e = np.log(e, out=e)
+            e += sims
+            e -= e.max()
+            return products, np.exp(e, out=e)
+        e *= np.float32(1.0 / float(e.max()))
+        return products, e
 
     def distribution(self, history: np.ndarray, user_index: int | None = None) -> np.ndarray:
         """``(P,)`` float32 blended probabilities (sums to 1), as ``score_histories`` gives.
@@ -170,15 +260,10 @@ class ModelScorer:
     def _votes(self, history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(products ascending, Σ_k decay^k C[h_k, product])`` over the last ``n_recent``."""
         recent = np.asarray(history, np.int64)[::-1][: self.n_recent]
-        rows = [
-            (self.cooc.indices[lo:hi], self.decay**k * self.cooc.data[lo:hi])
-            for k, (lo, hi) in enumerate(
-                zip(self.cooc.indptr[recent], self.cooc.indptr[recent + 1], strict=True)
-            )
-        ]
-        if not rows:
+        cooc = self.cooc
+        at, sizes = concat_ranges(cooc.indptr[recent], cooc.indptr[recent + 1])
+        if not at.size:
             return np.zeros(0, np.int64), np.zeros(0, np.float64)
-        idx = np.concatenate([r[0] for r in rows])
-        val = np.concatenate([r[1] for r in rows])
-        uniq, inverse = np.unique(idx, return_inverse=True)
-        return uniq, np.bincount(inverse, weights=val, minlength=uniq.size)
+        val = cooc.data[at] * np.repeat(self.decay ** np.arange(recent.size), sizes)
+        uniq, inverse = np.unique(cooc.indices[at], return_inverse=True)
+        return uniq.astype(np.int64), np.bincount(inverse, weights=val, minlength=uniq.size)

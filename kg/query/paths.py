@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from kg.query.index import GraphIndex
+from kg.query.index import GraphIndex, concat_ranges
 from kg.query.scoring import ScoreWeights
 from kg.query.types import GraphPath, PathNode, PathStep
 
@@ -130,7 +130,7 @@ class PathSearch:
         self.depth = index.cat_depth[self.leaf]
         indptr, indices, values = cooc.strongest(two_hop_fanout)
         heads = self.src[:two_hop_sources]
-        at, sizes = _ranges(indptr[heads], indptr[heads + 1])
+        at, sizes = concat_ranges(indptr[heads], indptr[heads + 1])
         self.mid, self.mid_co = indices[at], values[at]
         self.mid_src = np.repeat(np.arange(heads.size), sizes)
 
@@ -213,7 +213,7 @@ class PathSearch:
         ``t * P + x``, so every (source, target) and (intermediate, target) pair is looked up by
         one ``searchsorted``; ties go to the latest source, as in :meth:`paths`."""
         csc, n = self.cooc.csc, np.int64(self.index.n_products)
-        at, sizes = _ranges(csc.indptr[targets], csc.indptr[targets + 1])
+        at, sizes = concat_ranges(csc.indptr[targets], csc.indptr[targets + 1])
         if not at.size:
             return
         t_of = np.repeat(np.arange(targets.size, dtype=np.int64), sizes)
@@ -292,14 +292,6 @@ def find_paths(
     """The strongest paths from ``sources`` (latest first) to ``target``; see :class:`PathSearch`."""
     search = PathSearch(index, cooc, weights, sources, user=user, max_hops=max_hops)
     return search.paths(target, max_paths)
-
-
-def _ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(concatenated arange(lo[i], hi[i]), sizes)``: the positions of several CSR slices."""
-    lo, hi = np.asarray(lo, np.int64), np.asarray(hi, np.int64)
-    sizes = hi - lo
-    starts = np.repeat(lo - (np.cumsum(sizes) - sizes), sizes)
-    return np.arange(int(sizes.sum()), dtype=np.int64) + starts, sizes
 
 
 def _choose(found: list[_Found], max_paths: int) -> list[_Found]:

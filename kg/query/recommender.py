@@ -9,7 +9,8 @@
     rec.explain("u7", "p42")
 
 Everything a query needs is indexed in numpy at load (:mod:`kg.query.index`); each call does a
-few vectorised passes over the products and an ``argpartition``. Scores: :mod:`kg.query.scoring`.
+few vectorised passes over the products (or, with ``approximate=``, over candidates only:
+:mod:`kg.query.candidates`) and a top-k selection. Scores: :mod:`kg.query.scoring`.
 """
 
 from __future__ import annotations
@@ -59,18 +60,9 @@ class Recommender(RecommenderBase):
         """
         i = self._product(product_id)
         self._check_k(k)
-        total, parts = self._related_total(i, self.vectors @ self.vectors[i])
-        total[self._blocked(exclude)] = -np.inf
-        if same_category is not None:
-            ix, leaf = self.index, int(self.index.leaf[i])
-            same = np.zeros(ix.n_categories + 1, bool)
-            same[leaf] = leaf < ix.n_categories
-            total += np.take(
-                np.where(same == same_category, 0.0, -np.inf).astype(np.float32), ix.leaf
-            )
-        top = results.top_k(total, k)
+        top, scores, parts = self._rank_related(i, k, same_category, self._blocked(exclude))
         paths = self._paths(np.array([i]), top, None) if with_paths else None
-        return results.build(self, top, total, parts(top), "related", product_id, paths)
+        return results.build(self, top, scores, parts, "related", product_id, paths)
 
     def related_many(
         self, product_ids: Sequence[str], k: int = 10, *, block: int = 64
@@ -92,7 +84,7 @@ class Recommender(RecommenderBase):
                 total, parts = self._related_total(i, cos[r])
                 top = results.top_k(total, k)
                 pid = self.index.product_ids[i]
-                yield pid, results.build(self, top, total, parts(top), "related", pid, None)
+                yield pid, results.build(self, top, total[top], parts(top), "related", pid, None)
 
     def recommend(
         self,
@@ -119,11 +111,10 @@ class Recommender(RecommenderBase):
         keep = None
         if categories is not None:
             keep = self.index.under([self._category(c) for c in categories])
-        total, parts = self._user_scores(history, user_id, allowed=keep)
-        total[self._blocked(exclude, history if exclude_seen else None)] = -np.inf
-        top = results.top_k(total, k)
+        blocked = self._blocked(exclude, history if exclude_seen else None)
+        top, scores, parts = self._rank_user(history, user_id, k, keep, blocked)
         paths = self._paths(history, top, user_id) if with_paths else None
-        return results.build(self, top, total, parts(top), "recommend", user_id, paths)
+        return results.build(self, top, scores, parts, "recommend", user_id, paths)
 
     def cross_category(
         self, user: UserRef, k: int = 10, *, level: int = 1, exclude: Iterable[str] = ()
@@ -148,12 +139,12 @@ class Recommender(RecommenderBase):
         ancestor = ix.ancestor_at(level)
         mine = np.unique(ancestor[ix.leaf[history]])
         fresh = (ancestor >= 0) & ~np.isin(ancestor, mine[mine >= 0])
-        total, parts = self._user_scores(history, user_id, allowed=fresh)
-        total[self._blocked(exclude, history)] = -np.inf
-        top = results.top_k(total, k)
+        top, scores, parts = self._rank_user(
+            history, user_id, k, fresh, self._blocked(exclude, history)
+        )
         paths = self._paths(history, top, user_id)
         return results.build(
-            self, top, total, parts(top), "cross_category", user_id, paths, level=level
+            self, top, scores, parts, "cross_category", user_id, paths, level=level
         )
 
     def explain(self, user: UserRef, product_id: str, max_paths: int = 3) -> list[GraphPath]:
@@ -211,7 +202,7 @@ class Recommender(RecommenderBase):
                 np.where(under == same_category, 0.0, -np.inf).astype(np.float32), ix.leaf
             )
         top = results.top_k(total, k)
-        return results.build(self, top, total, parts(top), "related", title, None)
+        return results.build(self, top, total[top], parts(top), "related", title, None)
 
     def new_product_vector(
         self,
@@ -235,15 +226,79 @@ class Recommender(RecommenderBase):
         v, info = self.new_products.vector(title, description, category, brand, self.weights)
         return v, info, category, brand
 
-    def _user_scores(
-        self, history: np.ndarray, user_id: str | None, allowed: np.ndarray | None = None
-    ) -> tuple[np.ndarray, Parts]:
-        m = self._model_users.get(user_id) if user_id is not None else None
-        relative = self.scorer.relative(history, m)
-        return user_scores(self.index, self.weights, relative, history, allowed=allowed)
+    def _rank_user(
+        self,
+        history: np.ndarray,
+        user_id: str | None,
+        k: int,
+        allowed: np.ndarray | None,
+        blocked: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """The ``k`` best products by the personalised score: ``(indices, scores, terms)``.
 
-    def _related_total(self, i: int, cos: np.ndarray) -> tuple[np.ndarray, Parts]:
-        """Related scores of every product to product ``i`` (``i`` itself ``-inf``)."""
+        With :class:`~kg.query.candidates.ApproximateSearch` only candidates are scored; when
+        fewer than ``k`` of them may be ranked (a category filter, a long history), the probe
+        is doubled until ``k`` are found or every cluster is probed."""
+        m = self._model_users.get(user_id) if user_id is not None else None
+        clusters, n_probe = self.user_clusters, 0
+        if clusters is not None and self.approximate is not None:
+            n_probe = self.approximate.n_probe
+        while True:
+            products = None
+            if clusters is None:
+                relative = self.scorer.relative(history, m)
+            else:
+                products, relative = self.scorer.candidates(history, m, clusters, n_probe)
+            total, parts = user_scores(
+                self.index, self.weights, relative, history, allowed=allowed, products=products
+            )
+            results.leave_out(total, products, blocked)
+            local = results.top_k(total, k)
+            if clusters is None or local.size >= k or n_probe >= clusters.n_lists:
+                break
+            n_probe *= 2
+        top = local if products is None else products[local]
+        return top, total[local], parts(local)
+
+    def _rank_related(
+        self, i: int, k: int, same_category: bool | None, blocked: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """The ``k`` best products by the related score to product ``i``: ``(indices, scores,
+        terms)``; candidates only with :class:`~kg.query.candidates.ApproximateSearch` (the
+        probe doubled until ``k`` are found, as in :meth:`_rank_user`)."""
+        ix, clusters, n_probe = self.index, self.product_clusters, 0
+        if clusters is not None and self.approximate is not None:
+            n_probe = self.approximate.n_probe
+        while True:
+            products = None
+            if clusters is None:
+                cos = self.vectors @ self.vectors[i]
+            else:
+                probed = clusters.probe(self.vectors[i], n_probe)
+                extra = self.cooc.row(i)[0]
+                if ix.leaf[i] < ix.n_categories:  # the category term favours the same leaf
+                    extra = np.union1d(extra, ix.products_of_leaf(int(ix.leaf[i])))
+                products, cos = clusters.search(self.vectors[i], probed, extra)
+            total, parts = self._related_total(i, cos, products)
+            results.leave_out(total, products, blocked)
+            if same_category is not None:
+                leaf = int(ix.leaf[i])
+                same = np.zeros(ix.n_categories + 1, bool)
+                same[leaf] = leaf < ix.n_categories
+                mask = np.where(same == same_category, 0.0, -np.inf).astype(np.float32)
+                total += np.take(mask, ix.leaf if products is None else ix.leaf[products])
+            local = results.top_k(total, k)
+            if clusters is None or local.size >= k or n_probe >= clusters.n_lists:
+                break
+            n_probe *= 2
+        top = local if products is None else products[local]
+        return top, total[local], parts(local)
+
+    def _related_total(
+        self, i: int, cos: np.ndarray, products: np.ndarray | None = None
+    ) -> tuple[np.ndarray, Parts]:
+        """Related scores to product ``i`` of every product (or of ``products``, ascending);
+        ``i`` itself scores ``-inf``."""
         ix = self.index
         total, parts = related_scores(
             ix,
@@ -252,8 +307,9 @@ class Recommender(RecommenderBase):
             brand=int(ix.brand[i]),
             category=int(ix.leaf[i]),
             co=self.cooc.row(i),
+            products=products,
         )
-        total[i] = -np.inf
+        results.leave_out(total, products, np.array([i]))
         return total, parts
 
     def _search(self, history: np.ndarray, user: str | None) -> PathSearch:

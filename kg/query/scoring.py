@@ -201,37 +201,48 @@ def related_scores(
     brand: int | None,
     category: int | None,
     co: tuple[np.ndarray, np.ndarray] | None = None,
+    products: np.ndarray | None = None,
 ) -> tuple[np.ndarray, Parts]:
     """The related score ``s(i, ·)`` of every product (module docstring).
 
     Args:
         index: the graph index.
         weights: the weights.
-        cos: ``(P,)`` float32 cosine of every product's fused vector with the query's.
+        cos: ``(P,)`` float32 cosine of every product's fused vector with the query's (or
+            ``(n,)``, of ``products``).
         brand: the query's brand index, or ``None``.
         category: the query's category index (any level), or ``None``.
-        co: ``(products ascending, co(i, ·))`` of the query's co-occurrence row, or ``None``.
+        co: ``(products ascending, co(i, ·))`` of the query's co-occurrence row, or ``None``
+            (with ``products``, each of its products must be among them).
+        products: score only these product indices, ascending (``None``: all).
 
     Returns:
-        ``(total (P,) float32, parts)``; ``parts(top)`` gives each term at ``top``.
+        ``(total, parts)``: ``total`` float32 over all products (or ``products``);
+        ``parts(top)`` gives each term at positions ``top`` of ``total``.
     """
     w = weights
     total = cos * np.float32(w.vector)
     if co is not None:
-        total[co[0]] += np.float32(w.co_interaction) * co[1]
+        at = co[0] if products is None else np.searchsorted(products, co[0])
+        total[at] += np.float32(w.co_interaction) * co[1]
     if brand is not None and brand < index.n_brands:
-        total[index.products_of_brand(brand)] += np.float32(w.brand)
+        if products is None:
+            total[index.products_of_brand(brand)] += np.float32(w.brand)
+        else:
+            total += np.float32(w.brand) * (np.take(index.brand, products) == brand)
     cat = index.n_categories if category is None else category
     prox = (w.category * category_proximity(index, cat)).astype(np.float32)
-    total += np.take(prox, index.leaf)  # np.take: about twice as fast as prox[index.leaf]
+    # np.take: about twice as fast as prox[index.leaf]
+    total += np.take(prox, index.leaf if products is None else np.take(index.leaf, products))
 
     def parts(top: np.ndarray) -> dict[str, np.ndarray]:
+        j = top if products is None else products[top]
         out = {"vector": w.vector * cos[top]}
         if co is not None:
-            out["co_interaction"] = w.co_interaction * _sparse_at(co[0], co[1], top)
-        same = (index.brand[top] == brand) & (brand is not None and brand < index.n_brands)
+            out["co_interaction"] = w.co_interaction * _sparse_at(co[0], co[1], j)
+        same = (index.brand[j] == brand) & (brand is not None and brand < index.n_brands)
         out["brand"] = w.brand * same.astype(np.float32)
-        out["category"] = prox[index.leaf[top]]
+        out["category"] = prox[index.leaf[j]]
         return out
 
     return total, parts
@@ -244,6 +255,7 @@ def user_scores(
     history: np.ndarray,
     *,
     allowed: np.ndarray | None = None,
+    products: np.ndarray | None = None,
 ) -> tuple[np.ndarray, Parts]:
     """The personalised score ``s(u, ·)`` of every product (module docstring).
 
@@ -251,32 +263,40 @@ def user_scores(
         index: the graph index.
         weights: the weights.
         m: ``(P,)`` float32 ``m(u, ·)``: the model's blended distribution divided by its
-            maximum (:meth:`~kg.query.model_scores.ModelScorer.relative`).
+            maximum (:meth:`~kg.query.model_scores.ModelScorer.relative`); or ``(n,)``, of
+            ``products``.
         history: the user's product indices, oldest first.
         allowed: ``(C + 1,)`` bool, the categories whose products may be ranked (sentinel
             last: products without a category); the others score ``-inf``. ``None``: all.
+        products: score only these product indices (``None``: all).
 
     Returns:
-        ``(total (P,) float32, parts)``; ``parts(top)`` gives each term at ``top``.
+        ``(total, parts)``: ``total`` float32 over all products (or ``products``);
+        ``parts(top)`` gives each term at positions ``top`` of ``total``.
     """
     w = weights
     scale = np.float32(w.model)
     ba, cp = history_terms(index, history[::-1], w)
     ba *= np.float32(w.brand)
     cp *= np.float32(w.category)
+    leaf = index.leaf if products is None else np.take(index.leaf, products)
     if allowed is None:
-        total = np.take(cp, index.leaf)  # np.take: about twice as fast as cp[index.leaf]
+        total = np.take(cp, leaf)  # np.take: about twice as fast as cp[index.leaf]
     else:  # the category filter rides on the same per-product gather
-        total = np.take(np.where(allowed, cp, np.float32(-np.inf)).astype(np.float32), index.leaf)
+        total = np.take(np.where(allowed, cp, np.float32(-np.inf)).astype(np.float32), leaf)
     total += m if scale == 1 else scale * m  # no temporary array for the default weight
-    for b in np.flatnonzero(ba[: index.n_brands]):
-        total[index.products_of_brand(int(b))] += ba[b]
+    if products is None:
+        for b in np.flatnonzero(ba[: index.n_brands]):
+            total[index.products_of_brand(int(b))] += ba[b]
+    else:
+        total += np.take(ba, np.take(index.brand, products))  # ba is 0 at the sentinel
 
     def parts(top: np.ndarray) -> dict[str, np.ndarray]:
+        j = top if products is None else products[top]
         return {
             "model": scale * m[top],
-            "brand": ba[index.brand[top]],
-            "category": cp[index.leaf[top]],
+            "brand": ba[index.brand[j]],
+            "category": cp[index.leaf[j]],
         }
 
     return total, parts

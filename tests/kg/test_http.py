@@ -77,7 +77,7 @@ def test_health(client: TestClient, rec: Recommender) -> None:
     assert r.status_code == 200
     assert r.json() == {
         "status": "ok", "version": "0.1.0", "products": 300, "users": 200,
-        "categories": rec.index.n_categories, "levels": 3,
+        "categories": rec.index.n_categories, "levels": 3, "search": "exact",
     }  # fmt: skip
 
 

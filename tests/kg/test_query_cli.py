@@ -115,7 +115,18 @@ def test_serve_builds_the_app(run: TinyRun, monkeypatch: pytest.MonkeyPatch) -> 
     assert main(["serve", *_files(run), "--host", "127.0.0.1", "--port", "8123"]) == 0
     assert served["host"] == "127.0.0.1" and served["port"] == 8123 and served["workers"] == 1
     with TestClient(served["app"]) as client:
-        assert client.get("/health").json()["products"] == 300
+        health = client.get("/health").json()
+        assert health["products"] == 300 and health["search"] == "exact"
+        exact = client.get("/users/u1/recommendations", params={"k": 5}).json()["items"]
+    # --approximate with every cluster probed ranks as the exact search does.
+    args = ["serve", *_files(run), "--approximate", "--n-lists", "4", "--n-probe", "4"]
+    assert main(args) == 0
+    with TestClient(served["app"]) as client:
+        assert client.get("/health").json()["search"] == "approximate: 4 of 4 clusters"
+        items = client.get("/users/u1/recommendations", params={"k": 5}).json()["items"]
+        assert [r["product_id"] for r in items] == [r["product_id"] for r in exact]
+    with pytest.raises(SystemExit, match="--n-probe"):
+        main(["serve", *_files(run), "--approximate", "--n-probe", "0"])
 
 
 @pytest.mark.neo4j

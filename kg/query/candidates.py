@@ -1,0 +1,164 @@
+"""Approximate candidate search for large catalogues: an inverted file over product vectors.
+
+Every exact query scores all products; at 100k products that scan is most of a query's time.
+With :class:`ApproximateSearch` the :class:`~kg.query.Recommender` scores only candidates:
+
+* the products of the ``n_probe`` clusters (of ``n_lists``, k-means) whose centroids score
+  best against the query vector: the fusion model's augmented user vector for personalised
+  queries (whose dot product with a product's augmented vector is the model's dense logit,
+  see :meth:`~kg.query.model_scores.ModelScorer.candidates`), the query product's fused
+  vector for related products;
+* plus the products the sparse terms favour most: the co-occurrence neighbours of the recent
+  history (personalised), or the co-occurrence neighbours and the leaf category's products of
+  the query product (related).
+
+The score of each candidate is the exact formula of :mod:`kg.query.scoring`, except that the
+softmax normaliser of the ``linear`` blend over the products left out is estimated from
+their clusters' centroids. Products outside the candidates are not ranked, so results can
+differ from the exact ones; ``bench/bench_query.py`` measures how often (recall of the exact
+top 10). When a filter leaves fewer than ``k`` candidates the probe doubles until ``k`` are
+found. With ``n_probe = n_lists`` every product is a candidate and the ranking is the exact
+one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from kg.query.index import concat_ranges
+
+__all__ = ["ApproximateSearch", "ClusterIndex"]
+
+
+@dataclass(frozen=True)
+class ApproximateSearch:
+    """Settings of the approximate candidate search.
+
+    Attributes:
+        n_lists: clusters; ``None``: ``round(sqrt(P))`` (at least 1).
+        n_probe: clusters probed per query.
+        iterations: k-means iterations.
+        train_size: products the k-means is fitted on (a seeded sample; all when fewer);
+            every product is then assigned to its nearest centroid.
+        seed: seed of the k-means sample and initial centroids.
+    """
+
+    n_lists: int | None = None
+    n_probe: int = 8
+    iterations: int = 20
+    train_size: int = 50_000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n_lists is not None and self.n_lists < 1:
+            raise ValueError("ApproximateSearch: n_lists must be >= 1")
+        if self.n_probe < 1 or self.iterations < 1 or self.train_size < 1:
+            raise ValueError("ApproximateSearch: n_probe, iterations, train_size must be >= 1")
+
+    def lists_for(self, n_products: int) -> int:
+        """The number of clusters for ``n_products`` products."""
+        n = self.n_lists if self.n_lists is not None else round(math.sqrt(n_products))
+        return max(1, min(n, n_products))
+
+
+class ClusterIndex:
+    """Products grouped by k-means cluster of their vectors, for probing by inner product.
+
+    Args:
+        vectors: ``(P, d)`` float32 product vectors (row ``j`` is product ``j``).
+        settings: cluster count, k-means iterations, sample and seed.
+
+    Attributes:
+        centroids: ``(L, d)`` float32.
+        order: ``(P,)`` product indices grouped by cluster (ascending within each).
+        starts: ``(L + 1,)`` cluster ``c`` is ``order[starts[c]:starts[c + 1]]``.
+        assign: ``(P,)`` each product's cluster.
+        position: ``(P,)`` each product's row in ``order`` and ``grouped``.
+        grouped: ``vectors[order]``, so a cluster's vectors are one contiguous slice.
+    """
+
+    def __init__(self, vectors: np.ndarray, settings: ApproximateSearch) -> None:
+        x = np.ascontiguousarray(vectors, np.float32)
+        n_lists = settings.lists_for(x.shape[0])
+        rng = np.random.default_rng(settings.seed)
+        sample = x
+        if x.shape[0] > settings.train_size:
+            sample = x[np.sort(rng.choice(x.shape[0], settings.train_size, replace=False))]
+        centroids = sample[rng.choice(sample.shape[0], n_lists, replace=False)].copy()
+        for _ in range(settings.iterations):
+            near = _nearest(sample, centroids)
+            counts = np.bincount(near, minlength=n_lists)
+            sums = np.zeros_like(centroids, dtype=np.float64)
+            np.add.at(sums, near, sample)
+            filled = counts > 0  # an empty cluster keeps its centroid
+            centroids[filled] = (sums[filled] / counts[filled, None]).astype(np.float32)
+        self.centroids = centroids
+        self.assign = _nearest(x, centroids)
+        self.order = np.argsort(self.assign, kind="stable")
+        self.starts = np.searchsorted(self.assign[self.order], np.arange(n_lists + 1))
+        self.sizes = np.diff(self.starts)
+        self.position = np.empty_like(self.order)
+        self.position[self.order] = np.arange(self.order.size)
+        self.grouped = np.ascontiguousarray(x[self.order])
+
+    @property
+    def n_lists(self) -> int:
+        """Number of clusters."""
+        return int(self.centroids.shape[0])
+
+    def probe(self, query: np.ndarray, n_probe: int) -> np.ndarray:
+        """The ``n_probe`` clusters whose centroids have the largest inner product with
+        ``query``, ascending (all of them when ``n_probe >= n_lists``)."""
+        if n_probe >= self.n_lists:
+            return np.arange(self.n_lists)
+        score = self.centroids @ query
+        return np.sort(np.argpartition(-score, n_probe - 1)[:n_probe])
+
+    def scan(
+        self, clusters: np.ndarray, query: np.ndarray, cols: slice = slice(None)
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(products, their vectors · query)`` over the members of ``clusters``, cluster by
+        cluster; ``cols`` restricts the product to some vector dimensions (``query`` is
+        then as long as that slice)."""
+        lo, hi = self.starts[clusters], self.starts[clusters + 1]
+        rows, _ = concat_ranges(lo, hi)
+        q = np.asarray(query, np.float32)
+        blocks = [
+            self.grouped[a:b, cols] @ q for a, b in zip(lo.tolist(), hi.tolist(), strict=True)
+        ]
+        scores = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
+        return self.order[rows], scores
+
+    def search(
+        self,
+        query: np.ndarray,
+        clusters: np.ndarray,
+        extra: np.ndarray | None = None,
+        cols: slice = slice(None),
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(products ascending, their vectors · query)``: the members of ``clusters`` and
+        the ``extra`` products (distinct; those in ``clusters`` are not repeated). ``cols`` as
+        in :meth:`scan`."""
+        products, scores = self.scan(clusters, query, cols)
+        if extra is not None and extra.size:
+            inside = np.zeros(self.n_lists, bool)
+            inside[clusters] = True
+            extra = extra[~inside[self.assign[extra]]]
+            rows = self.grouped[self.position[extra], cols]
+            products = np.concatenate([products, extra])
+            scores = np.concatenate([scores, rows @ np.asarray(query, np.float32)])
+        order = np.argsort(products, kind="stable")
+        return products[order], scores[order]
+
+
+def _nearest(x: np.ndarray, centroids: np.ndarray, block: int = 16_384) -> np.ndarray:
+    """Index of the nearest centroid (squared Euclidean) of each row of ``x``."""
+    c2 = (centroids.astype(np.float64) ** 2).sum(1).astype(np.float32)
+    out = np.empty(x.shape[0], np.int64)
+    for lo in range(0, x.shape[0], block):
+        d = c2[None, :] - 2.0 * (x[lo : lo + block] @ centroids.T)
+        out[lo : lo + block] = d.argmin(1)
+    return out
