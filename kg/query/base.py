@@ -67,7 +67,8 @@ class RecommenderBase:
         self.model = model
         self.weights = weights or ScoreWeights()
         self.index = build_index(tables, model.node_ids["product"])
-        for lookup in ("product_index", "user_index", "category_index", "brand_index"):
+        lookups = ("product_index", "user_index", "category_index", "brand_index", "cat_levels")
+        for lookup in lookups:
             getattr(self.index, lookup)  # built now, not by the first query
         self.index.products_of_brand(0)
         self.index.products_of_leaf(0)

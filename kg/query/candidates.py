@@ -76,7 +76,7 @@ class ClusterIndex:
         order: ``(P,)`` product indices grouped by cluster (ascending within each).
         starts: ``(L + 1,)`` cluster ``c`` is ``order[starts[c]:starts[c + 1]]``.
         assign: ``(P,)`` each product's cluster.
-        position: ``(P,)`` each product's row in ``order`` and ``grouped``.
+        vectors: the product vectors, by product.
         grouped: ``vectors[order]``, so a cluster's vectors are one contiguous slice.
     """
 
@@ -100,8 +100,7 @@ class ClusterIndex:
         self.order = np.argsort(self.assign, kind="stable")
         self.starts = np.searchsorted(self.assign[self.order], np.arange(n_lists + 1))
         self.sizes = np.diff(self.starts)
-        self.position = np.empty_like(self.order)
-        self.position[self.order] = np.arange(self.order.size)
+        self.vectors = x
         self.grouped = np.ascontiguousarray(x[self.order])
 
     @property
@@ -140,16 +139,16 @@ class ClusterIndex:
         cols: slice = slice(None),
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(products ascending, their vectors · query)``: the members of ``clusters`` and
-        the ``extra`` products (distinct; those in ``clusters`` are not repeated). ``cols`` as
-        in :meth:`scan`."""
+        the ``extra`` products (any, repeats allowed). ``cols`` as in :meth:`scan`."""
         products, scores = self.scan(clusters, query, cols)
         if extra is not None and extra.size:
             inside = np.zeros(self.n_lists, bool)
             inside[clusters] = True
-            extra = extra[~inside[self.assign[extra]]]
-            rows = self.grouped[self.position[extra], cols]
+            mark = np.zeros(self.assign.size, bool)
+            mark[extra[~inside[self.assign[extra]]]] = True
+            extra = np.flatnonzero(mark)  # ascending, distinct: a cache-friendly gather
             products = np.concatenate([products, extra])
-            scores = np.concatenate([scores, rows @ np.asarray(query, np.float32)])
+            scores = np.concatenate([scores, self.vectors[extra, cols] @ np.asarray(query)])
         order = np.argsort(products, kind="stable")
         return products[order], scores[order]
 

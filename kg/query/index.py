@@ -101,6 +101,11 @@ class GraphIndex:
         return {u: i for i, u in enumerate(self.user_ids)}
 
     @cached_property
+    def cat_levels(self) -> np.ndarray:
+        """``(D, C + 1)`` int32: :attr:`cat_path` transposed, one contiguous row per depth."""
+        return np.ascontiguousarray(self.cat_path.T)
+
+    @cached_property
     def _brand_members(self) -> tuple[np.ndarray, np.ndarray]:
         return _groups(self.brand, self.n_brands + 1)
 

@@ -185,6 +185,7 @@ class ModelScorer:
         user_index: int | None,
         clusters: ClusterIndex,
         n_probe: int,
+        extra: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """``m(u, ·)`` (as :meth:`relative`) over candidate products only
         (:mod:`kg.query.candidates`): the members of the ``n_probe`` clusters of
@@ -199,6 +200,8 @@ class ModelScorer:
             user_index: the user's index in the model (``None`` for a new user).
             clusters: a :class:`~kg.query.candidates.ClusterIndex` over :meth:`augmented`.
             n_probe: clusters probed.
+            extra: more candidate product indices (repeats allowed), e.g. those the graph
+                terms favour.
 
         Returns:
             ``(products ascending, m over them)``; every cluster probed gives :meth:`relative`.
@@ -215,10 +218,11 @@ class ModelScorer:
         else:
             idx, votes = np.zeros(0, np.int64), np.zeros(0, np.float64)
         dense = slice(0, d + 1) if linear else slice(None)
-        products, z = clusters.search(query[dense], probed, idx, dense)
+        more = idx if extra is None or not extra.size else np.concatenate([idx, extra])
+        products, z = clusters.search(query[dense], probed, more, dense)
         sims = None
         if linear and profile is not None:  # added after the mixture, as in relative()
-            sims = clusters.search(profile, probed, idx, slice(d + 1, None))[1]
+            sims = clusters.search(profile, probed, more, slice(d + 1, None))[1]
         at = np.searchsorted(products, idx)
         if self._log_blend:
             z[at] += (beta * (np.log(self.padding[idx] + votes) - self.log_padding[idx])).astype(

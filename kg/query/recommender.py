@@ -26,7 +26,11 @@ from kg.query.paths import PathSearch
 from kg.query.scoring import Parts, related_scores, user_scores
 from kg.query.types import GraphPath, Recommendation
 
-__all__ = ["Recommender"]
+__all__ = ["BRAND_CANDIDATES", "Recommender"]
+
+#: With approximate search, the products of a recent item's brand join the candidates when the
+#: brand has at most this many.
+BRAND_CANDIDATES = 1024
 
 
 class Recommender(RecommenderBase):
@@ -240,15 +244,16 @@ class Recommender(RecommenderBase):
         fewer than ``k`` of them may be ranked (a category filter, a long history), the probe
         is doubled until ``k`` are found or every cluster is probed."""
         m = self._model_users.get(user_id) if user_id is not None else None
-        clusters, n_probe = self.user_clusters, 0
+        clusters, n_probe, extra = self.user_clusters, 0, None
         if clusters is not None and self.approximate is not None:
             n_probe = self.approximate.n_probe
+            extra = self._graph_candidates(history)
         while True:
             products = None
             if clusters is None:
                 relative = self.scorer.relative(history, m)
             else:
-                products, relative = self.scorer.candidates(history, m, clusters, n_probe)
+                products, relative = self.scorer.candidates(history, m, clusters, n_probe, extra)
             total, parts = user_scores(
                 self.index, self.weights, relative, history, allowed=allowed, products=products
             )
@@ -259,6 +264,21 @@ class Recommender(RecommenderBase):
             n_probe *= 2
         top = local if products is None else products[local]
         return top, total[local], parts(local)
+
+    def _graph_candidates(self, history: np.ndarray) -> np.ndarray:
+        """Products the graph terms favour most: those of the leaf categories and brands of
+        the ``n_recent`` latest items of ``history`` (a brand only when it has at most
+        :data:`BRAND_CANDIDATES` products); a product can appear twice."""
+        ix = self.index
+        recent = history[::-1][: self.weights.n_recent]
+        leaves = np.unique(ix.leaf[recent])
+        groups = [ix.products_of_leaf(c) for c in leaves.tolist() if c < ix.n_categories]
+        for b in np.unique(ix.brand[recent]).tolist():
+            members = ix.products_of_brand(b)
+            if b < ix.n_brands and members.size <= BRAND_CANDIDATES:
+                groups.append(members)
+        groups = [g for g in groups if g.size]
+        return np.concatenate(groups) if groups else np.zeros(0, np.int64)
 
     def _rank_related(
         self, i: int, k: int, same_category: bool | None, blocked: np.ndarray
@@ -275,9 +295,7 @@ class Recommender(RecommenderBase):
                 cos = self.vectors @ self.vectors[i]
             else:
                 probed = clusters.probe(self.vectors[i], n_probe)
-                extra = self.cooc.row(i)[0]
-                if ix.leaf[i] < ix.n_categories:  # the category term favours the same leaf
-                    extra = np.union1d(extra, ix.products_of_leaf(int(ix.leaf[i])))
+                extra = np.concatenate([self.cooc.row(i)[0], self._graph_candidates(np.array([i]))])
                 products, cos = clusters.search(self.vectors[i], probed, extra)
             total, parts = self._related_total(i, cos, products)
             results.leave_out(total, products, blocked)
