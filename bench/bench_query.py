@@ -5,8 +5,12 @@
    not depend on model quality, and 100k texts would take hours to encode on 2 cores).
 2. Python API: p50/p99 over ``--calls`` calls of ``related``, ``recommend``,
    ``cross_category`` and ``explain`` for random products/users (after a warm-up).
+   The same with ``ApproximateSearch(n_probe=--n-probe)`` (:mod:`kg.query.candidates`), and
+   its recall@10 of the exact top 10 over ``--recall-calls`` queries.
 3. HTTP API: ``kgrec serve`` in a subprocess on loopback; ``--clients`` concurrent clients
-   (threads, keep-alive connections) call the four endpoints; p50/p99 and requests/s.
+   (one asyncio process, keep-alive connections) call the three ranking endpoints; p50/p99
+   and requests/s; then ``/health`` alone, and the ranking endpoints of
+   ``kgrec serve --approximate``.
 4. Neo4j: loads the shop into a fresh local Neo4j, writes the fused vectors
    (``product_fused`` index) and times ``db.index.vector.queryNodes`` (k = 10).
 
@@ -154,16 +158,23 @@ def _load(port: int, paths: list[str], clients: int, seconds: float) -> tuple[li
 
 
 def http_api(
-    model_dir: Path, tables_dir: Path, rec: Any, clients: int, seconds: float, workers: int
+    model_dir: Path,
+    tables_dir: Path,
+    rec: Any,
+    clients: int,
+    seconds: float,
+    workers: int,
+    extra: tuple[str, ...] = (),
 ) -> list[tuple[str, float, float, float, int]]:
     """``kgrec serve --workers`` on loopback under ``clients`` concurrent clients: the three
-    ranking endpoints cycled, and ``/health`` alone (the HTTP stack's own ceiling)."""
+    ranking endpoints cycled, and ``/health`` alone (the HTTP stack's own ceiling). ``extra``:
+    more ``kgrec serve`` arguments; with any, only the ranking endpoints are timed."""
     port = _free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "kg", "serve", "--model", str(model_dir), "--tables",
          str(tables_dir), "--port", str(port), "--log-level", "warning",
-         "--workers", str(workers)],
+         "--workers", str(workers), *extra],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
@@ -178,8 +189,12 @@ def http_api(
             paths += [f"/products/{p}/related?k=10", f"/users/{u}/recommendations?k=10",
                       f"/users/{u}/cross-category?k=10"]  # fmt: skip
         rows = []
-        for name, todo in (("related / recommendations / cross-category", paths),
-                           ("/health only", ["/health"])):  # fmt: skip
+        mixes = [("related / recommendations / cross-category", paths)]
+        if not extra:
+            mixes.append(("/health only", ["/health"]))
+        label = f" (`{' '.join(extra)}`)" if extra else ""
+        for name, todo in mixes:
+            name += label
             _load(port, todo, clients, 2.0)  # warm-up: connections, caches
             t0 = time.perf_counter()
             latencies, errors = _load(port, todo, clients, seconds)
@@ -193,6 +208,29 @@ def http_api(
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def recall_at_k(
+    exact: Any, approx: Any, calls: int, rng: np.random.Generator, k: int = 10
+) -> list[tuple[str, float, float]]:
+    """Recall of the exact top ``k`` in the approximate top ``k`` (mean over ``calls`` random
+    queries), and the share of identical lists, per ranking operation."""
+    idx = exact.index
+    products = [idx.product_ids[i] for i in rng.integers(0, idx.n_products, calls)]
+    users = [
+        idx.user_ids[i] for i in rng.choice(np.flatnonzero(np.diff(idx.hist_indptr) > 0), calls)
+    ]
+    rows = []
+    for op, queries in (("related", products), ("recommend", users), ("cross_category", users)):
+        recall, same = [], []
+        for q in queries:
+            want = [r.product_id for r in getattr(exact, op)(q, k=k)]
+            got = [r.product_id for r in getattr(approx, op)(q, k=k)]
+            recall.append(len(set(want) & set(got)) / max(len(want), 1))
+            same.append(want == got)
+        rows.append((op, float(np.mean(recall)), float(np.mean(same))))
+        print(f"recall@{k} {op}: {rows[-1][1]:.4f}, identical lists {rows[-1][2]:.3f}", flush=True)
+    return rows
 
 
 def scan_floor(rec: Any, calls: int) -> tuple[float, float]:
@@ -279,6 +317,10 @@ def main() -> int:
     parser.add_argument("--no-neo4j", action="store_true")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument(
+        "--n-probe", type=int, default=8, help="clusters probed by the approximate search"
+    )
+    parser.add_argument("--recall-calls", type=int, default=1000)
+    parser.add_argument(
         "--work-dir", type=Path,
         help="keep the shop's tables and the model here and reuse them on the next run "
         "(default: a temporary folder)",
@@ -289,7 +331,7 @@ def main() -> int:
 
     from ingest.sources.synthetic import SyntheticConfig, generate_shop
     from ingest.tables import GraphTables
-    from kg.query import Recommender
+    from kg.query import ApproximateSearch, Recommender
 
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory(prefix="kgrec-bench-query-") as tmp:
@@ -310,14 +352,33 @@ def main() -> int:
         load_s = time.perf_counter() - t0
         rng = np.random.default_rng(0)
         py_rows = python_api(rec, args.calls, rng)
+        search = ApproximateSearch(n_probe=args.n_probe)
+        t0 = time.perf_counter()
+        approx = Recommender(rec.model, tables, approximate=search)
+        build_s = time.perf_counter() - t0
+        assert approx.user_clusters is not None
+        n_lists = approx.user_clusters.n_lists
+        approx_label = f" approximate (n_probe {args.n_probe} of {n_lists})"
+        approx_rows = python_api(approx, args.calls, rng, label=approx_label)
+        recall_rows = recall_at_k(rec, approx, args.recall_calls, rng)
+        sim_label = " + text & KGE similarity terms (2 x 64 dims)"
         py_rows += python_api(
-            with_similarity_terms(rec), args.calls, rng, only_user_ops=True,
-            label=" + text & KGE similarity terms (2 x 64 dims)",
-        )  # fmt: skip
+            with_similarity_terms(rec), args.calls, rng, only_user_ops=True, label=sim_label
+        )
+        approx = Recommender(rec.model, tables, approximate=search)  # clusters with the terms
+        approx_rows += python_api(
+            approx, args.calls, rng, only_user_ops=True, label=sim_label + approx_label
+        )
+        recall_sim = recall_at_k(rec, approx, args.recall_calls, rng)[1:]
+        del approx
         floor = scan_floor(rec, args.calls)
         http_rows = http_api(
             work / "model", work / "tables", rec, args.clients, args.http_seconds, args.workers
         )
+        http_rows += http_api(
+            work / "model", work / "tables", rec, args.clients, args.http_seconds, args.workers,
+            ("--approximate", "--n-probe", str(args.n_probe)),
+        )  # fmt: skip
         vec = None if args.no_neo4j else neo4j_vector(tables, rec, args.vector_calls)
     mixed = http_rows[0]
     lines = [
@@ -337,9 +398,27 @@ def main() -> int:
         f"| the bare scan `vectors @ u` ({counts['products']:,} x 64 float32) | {floor[0]:.2f} "
         f"| {floor[1]:.2f} |",
         "",
-        "Every personalised query scores every product exactly (no approximate candidate "
-        "stage), so the bare scan is its floor: it reads "
-        f"{counts['products'] * 64 * 4 / 1e6:.1f} MB of vectors per query.",
+        "By default every query scores every product exactly, so the bare scan is the floor "
+        f"of a personalised query: it reads {counts['products'] * 64 * 4 / 1e6:.1f} MB of "
+        "vectors per query.",
+        "",
+        f"With `ApproximateSearch(n_probe={args.n_probe})` (`kgrec serve --approximate`; "
+        f"{n_lists} k-means clusters built in {build_s:.1f} s) a query scores only the "
+        f"products of the {args.n_probe} best clusters and those its sparse terms reach "
+        "(`kg/query/candidates.py`):",
+        "",
+        "| operation | p50 ms | p99 ms |",
+        "|---|---:|---:|",
+        *[f"| `{name}` | {p50:.2f} | {p99:.2f} |" for name, p50, p99 in approx_rows],
+        "",
+        f"What it gives up, over {args.recall_calls:,} random queries each: recall@10 of the "
+        "exact top 10, and the share of queries whose top 10 is the exact list in the same "
+        "order:",
+        "",
+        "| operation | recall@10 | identical lists |",
+        "|---|---:|---:|",
+        *[f"| `{op}` | {r:.4f} | {same:.3f} |" for op, r, same in recall_rows],
+        *[f"| `{op}`{sim_label} | {r:.4f} | {same:.3f} |" for op, r, same in recall_sim],
         "",
         f"HTTP API (`kgrec serve --workers {args.workers}`, loopback), {args.clients} "
         f"concurrent keep-alive clients (closed loop: one asyncio process, raw HTTP/1.1) for "

@@ -15,13 +15,14 @@ few vectorised passes over the products (or, with ``approximate=``, over candida
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from kg.query import _results as results
 from kg.query.base import RecommenderBase, UserRef
+from kg.query.candidates import ClusterIndex
 from kg.query.paths import PathSearch
 from kg.query.scoring import Parts, related_scores, user_scores
 from kg.query.types import GraphPath, Recommendation
@@ -238,17 +239,12 @@ class Recommender(RecommenderBase):
         allowed: np.ndarray | None,
         blocked: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        """The ``k`` best products by the personalised score: ``(indices, scores, terms)``.
-
-        With :class:`~kg.query.candidates.ApproximateSearch` only candidates are scored; when
-        fewer than ``k`` of them may be ranked (a category filter, a long history), the probe
-        is doubled until ``k`` are found or every cluster is probed."""
+        """The ``k`` best products by the personalised score: ``(indices, scores, terms)``."""
         m = self._model_users.get(user_id) if user_id is not None else None
-        clusters, n_probe, extra = self.user_clusters, 0, None
-        if clusters is not None and self.approximate is not None:
-            n_probe = self.approximate.n_probe
-            extra = self._graph_candidates(history)
-        while True:
+        clusters = self.user_clusters
+        extra = None if clusters is None else self._graph_candidates(history)
+
+        def score(n_probe: int) -> tuple[np.ndarray | None, np.ndarray, Parts]:
             products = None
             if clusters is None:
                 relative = self.scorer.relative(history, m)
@@ -258,6 +254,54 @@ class Recommender(RecommenderBase):
                 self.index, self.weights, relative, history, allowed=allowed, products=products
             )
             results.leave_out(total, products, blocked)
+            return products, total, parts
+
+        return self._widening(score, clusters, k)
+
+    def _rank_related(
+        self, i: int, k: int, same_category: bool | None, blocked: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """The ``k`` best products by the related score to product ``i``: ``(indices, scores,
+        terms)``."""
+        ix, clusters, v = self.index, self.product_clusters, self.vectors[i]
+        mask = None
+        if same_category is not None:
+            same = np.zeros(ix.n_categories + 1, bool)
+            same[ix.leaf[i]] = ix.leaf[i] < ix.n_categories
+            mask = np.where(same == same_category, 0.0, -np.inf).astype(np.float32)
+        extra = None
+        if clusters is not None:
+            extra = np.concatenate([self.cooc.row(i)[0], self._graph_candidates(np.array([i]))])
+
+        def score(n_probe: int) -> tuple[np.ndarray | None, np.ndarray, Parts]:
+            products = None
+            if clusters is None:
+                cos = self.vectors @ v
+            else:
+                products, cos = clusters.search(v, clusters.probe(v, n_probe), extra)
+            total, parts = self._related_total(i, cos, products)
+            results.leave_out(total, products, blocked)
+            if mask is not None:
+                total += np.take(mask, ix.leaf if products is None else ix.leaf[products])
+            return products, total, parts
+
+        return self._widening(score, clusters, k)
+
+    def _widening(
+        self,
+        score: Callable[[int], tuple[np.ndarray | None, np.ndarray, Parts]],
+        clusters: ClusterIndex | None,
+        k: int,
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """Top ``k`` of ``score(n_probe) -> (products or None for all, total, parts)``.
+
+        Exact search (``clusters`` is ``None``) scores once. With
+        :class:`~kg.query.candidates.ApproximateSearch`, when fewer than ``k`` candidates may be
+        ranked (a category filter, exclusions), the probe doubles until ``k`` are found or
+        every cluster is probed."""
+        n_probe = 0 if self.approximate is None else self.approximate.n_probe
+        while True:
+            products, total, parts = score(n_probe)
             local = results.top_k(total, k)
             if clusters is None or local.size >= k or n_probe >= clusters.n_lists:
                 break
@@ -279,38 +323,6 @@ class Recommender(RecommenderBase):
                 groups.append(members)
         groups = [g for g in groups if g.size]
         return np.concatenate(groups) if groups else np.zeros(0, np.int64)
-
-    def _rank_related(
-        self, i: int, k: int, same_category: bool | None, blocked: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        """The ``k`` best products by the related score to product ``i``: ``(indices, scores,
-        terms)``; candidates only with :class:`~kg.query.candidates.ApproximateSearch` (the
-        probe doubled until ``k`` are found, as in :meth:`_rank_user`)."""
-        ix, clusters, n_probe = self.index, self.product_clusters, 0
-        if clusters is not None and self.approximate is not None:
-            n_probe = self.approximate.n_probe
-        while True:
-            products = None
-            if clusters is None:
-                cos = self.vectors @ self.vectors[i]
-            else:
-                probed = clusters.probe(self.vectors[i], n_probe)
-                extra = np.concatenate([self.cooc.row(i)[0], self._graph_candidates(np.array([i]))])
-                products, cos = clusters.search(self.vectors[i], probed, extra)
-            total, parts = self._related_total(i, cos, products)
-            results.leave_out(total, products, blocked)
-            if same_category is not None:
-                leaf = int(ix.leaf[i])
-                same = np.zeros(ix.n_categories + 1, bool)
-                same[leaf] = leaf < ix.n_categories
-                mask = np.where(same == same_category, 0.0, -np.inf).astype(np.float32)
-                total += np.take(mask, ix.leaf if products is None else ix.leaf[products])
-            local = results.top_k(total, k)
-            if clusters is None or local.size >= k or n_probe >= clusters.n_lists:
-                break
-            n_probe *= 2
-        top = local if products is None else products[local]
-        return top, total[local], parts(local)
 
     def _related_total(
         self, i: int, cos: np.ndarray, products: np.ndarray | None = None
