@@ -404,8 +404,8 @@ def main() -> int:
         "",
         f"With `ApproximateSearch(n_probe={args.n_probe})` (`kgrec serve --approximate`; "
         f"{n_lists} k-means clusters built in {build_s:.1f} s) a query scores only the "
-        f"products of the {args.n_probe} best clusters and those its sparse terms reach "
-        "(`kg/query/candidates.py`):",
+        f"products of the {args.n_probe} best clusters and those its co-occurrence and graph "
+        "terms favour (`kg/query/candidates.py`):",
         "",
         "| operation | p50 ms | p99 ms |",
         "|---|---:|---:|",

@@ -8,9 +8,10 @@ With :class:`ApproximateSearch` the :class:`~kg.query.Recommender` scores only c
   queries (whose dot product with a product's augmented vector is the model's dense logit,
   see :meth:`~kg.query.model_scores.ModelScorer.candidates`), the query product's fused
   vector for related products;
-* plus the products the sparse terms favour most: the co-occurrence neighbours of the recent
-  history (personalised), or the co-occurrence neighbours and the leaf category's products of
-  the query product (related).
+* plus the products the sparse and graph terms favour most: the co-occurrence neighbours of
+  the recent history (personalised) or of the query product (related), and the products of
+  the leaf categories and brands of those items (a brand only up to
+  :data:`~kg.query.recommender.BRAND_CANDIDATES` products).
 
 The score of each candidate is the exact formula of :mod:`kg.query.scoring`, except that the
 softmax normaliser of the ``linear`` blend over the products left out is estimated from
