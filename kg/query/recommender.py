@@ -242,7 +242,7 @@ class Recommender(RecommenderBase):
         """The ``k`` best products by the personalised score: ``(indices, scores, terms)``."""
         m = self._model_users.get(user_id) if user_id is not None else None
         clusters = self.user_clusters
-        extra = None if clusters is None else self._graph_candidates(history)
+        extra = None if clusters is None else self._graph_candidates(history, allowed)
 
         def score(n_probe: int) -> tuple[np.ndarray | None, np.ndarray, Parts]:
             products = None
@@ -309,14 +309,20 @@ class Recommender(RecommenderBase):
         top = local if products is None else products[local]
         return top, total[local], parts(local)
 
-    def _graph_candidates(self, history: np.ndarray) -> np.ndarray:
+    def _graph_candidates(
+        self, history: np.ndarray, allowed: np.ndarray | None = None
+    ) -> np.ndarray:
         """Products the graph terms favour most: those of the leaf categories and brands of
-        the ``n_recent`` latest items of ``history`` (a brand only when it has at most
-        :data:`BRAND_CANDIDATES` products); a product can appear twice."""
+        the ``n_recent`` latest items of ``history`` (a leaf only when ``allowed``, a brand
+        only when it has at most :data:`BRAND_CANDIDATES` products); a product can appear
+        twice."""
         ix = self.index
         recent = history[::-1][: self.weights.n_recent]
         leaves = np.unique(ix.leaf[recent])
-        groups = [ix.products_of_leaf(c) for c in leaves.tolist() if c < ix.n_categories]
+        leaves = leaves[leaves < ix.n_categories]
+        if allowed is not None:  # e.g. cross-category: the history's own leaves are left out
+            leaves = leaves[allowed[leaves]]
+        groups = [ix.products_of_leaf(c) for c in leaves.tolist()]
         for b in np.unique(ix.brand[recent]).tolist():
             members = ix.products_of_brand(b)
             if b < ix.n_brands and members.size <= BRAND_CANDIDATES:
