@@ -89,6 +89,7 @@ class ClusterIndex:
         sample = x
         if x.shape[0] > settings.train_size:
             sample = x[np.sort(rng.choice(x.shape[0], settings.train_size, replace=False))]
+        n_lists = min(n_lists, sample.shape[0])
         centroids = sample[rng.choice(sample.shape[0], n_lists, replace=False)].copy()
         rows, sample64 = np.arange(sample.shape[0]), sample.astype(np.float64)
         for _ in range(settings.iterations):

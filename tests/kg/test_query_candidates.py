@@ -58,6 +58,9 @@ def test_cluster_index_is_seeded() -> None:
     b = ClusterIndex(x, ApproximateSearch(n_lists=5, seed=3))
     assert np.array_equal(a.assign, b.assign) and np.array_equal(a.centroids, b.centroids)
     assert ApproximateSearch().lists_for(100_000) == 316
+    # More clusters than products, or than the k-means sample: as many as there are.
+    assert ClusterIndex(x[:3], ApproximateSearch(n_lists=10)).n_lists == 3
+    assert ClusterIndex(x, ApproximateSearch(n_lists=50, train_size=20)).n_lists == 20
     with pytest.raises(ValueError):
         ApproximateSearch(n_probe=0)
 
