@@ -161,10 +161,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise _fail(f"--workers must be >= 1, got {args.workers}")
     torch.set_num_threads(1)  # one request, one core: the server's threads share the machine
     with _one_line_errors():
-        app = create_app(_recommender(args))
+        rec = _recommender(args)
+        app = create_app(rec)
     print(
-        f"kgrec serving on http://{args.host}:{args.port} with {args.workers} worker(s) "
-        "(docs: /docs, schema: /openapi.json)",
+        f"kgrec serving on http://{args.host}:{args.port} with {args.workers} worker(s); "
+        f"search: {rec.search} (docs: /docs, schema: /openapi.json)",
         flush=True,
     )
     return run_server(

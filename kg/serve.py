@@ -183,9 +183,6 @@ def create_app(recommender: Recommender) -> FastAPI:
     """
     rec = recommender
     n, levels = rec.n_products, max(rec.index.max_depth, 1)
-    search = "exact"
-    if rec.approximate is not None and rec.user_clusters is not None:
-        search = f"approximate: {rec.approximate.n_probe} of {rec.user_clusters.n_lists} clusters"
     app = FastAPI(
         title="kgrec",
         version=__version__,
@@ -224,7 +221,7 @@ def create_app(recommender: Recommender) -> FastAPI:
             "users": len(ix.user_ids),
             "categories": ix.n_categories,
             "levels": ix.max_depth,
-            "search": search,
+            "search": rec.search,
         }
 
     @app.get("/products/{product_id}/related", response_model=RecommendationList, responses=errors)

@@ -151,6 +151,13 @@ class RecommenderBase:
 
     # ------------------------------------------------------------------ lookups
     @property
+    def search(self) -> str:
+        """``"exact"``, or ``"approximate: n_probe of n_lists clusters"``."""
+        if self.approximate is None or self.user_clusters is None:
+            return "exact"
+        return f"approximate: {self.approximate.n_probe} of {self.user_clusters.n_lists} clusters"
+
+    @property
     def n_products(self) -> int:
         """Number of products."""
         return self.index.n_products

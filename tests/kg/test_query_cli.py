@@ -97,7 +97,9 @@ def test_bad_input_exits_with_one_line(run: TinyRun, args: tuple[str, ...], mess
     assert info.value.code == f"kgrec: error: {message}"  # printed as one line, exit status 1
 
 
-def test_serve_builds_the_app(run: TinyRun, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_serve_builds_the_app(
+    run: TinyRun, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from fastapi.testclient import TestClient
 
     import kg.serve_run
@@ -112,7 +114,9 @@ def test_serve_builds_the_app(run: TinyRun, monkeypatch: pytest.MonkeyPatch) -> 
         return 0
 
     monkeypatch.setattr(kg.serve_run, "run_server", fake_run_server)
-    assert main(["serve", *_files(run), "--host", "127.0.0.1", "--port", "8123"]) == 0
+    args = ["serve", *_files(run), "--host", "127.0.0.1", "--port", "8123"]
+    assert main(args) == 0
+    assert "with 1 worker(s); search: exact (docs" in capsys.readouterr().out
     assert served["host"] == "127.0.0.1" and served["port"] == 8123 and served["workers"] == 1
     with TestClient(served["app"]) as client:
         health = client.get("/health").json()
@@ -121,6 +125,7 @@ def test_serve_builds_the_app(run: TinyRun, monkeypatch: pytest.MonkeyPatch) -> 
     # --approximate with every cluster probed ranks as the exact search does.
     args = ["serve", *_files(run), "--approximate", "--n-lists", "4", "--n-probe", "4"]
     assert main(args) == 0
+    assert "search: approximate: 4 of 4 clusters (docs" in capsys.readouterr().out
     with TestClient(served["app"]) as client:
         assert client.get("/health").json()["search"] == "approximate: 4 of 4 clusters"
         items = client.get("/users/u1/recommendations", params={"k": 5}).json()["items"]
