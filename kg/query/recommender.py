@@ -202,10 +202,7 @@ class Recommender(RecommenderBase):
             ix, self.weights, self.vectors @ v, brand=brand, category=category
         )
         if same_category is not None and category is not None:
-            under = ix.under([category])
-            total += np.take(
-                np.where(under == same_category, 0.0, -np.inf).astype(np.float32), ix.leaf
-            )
+            total += np.take(_category_filter(ix.under([category]), same_category), ix.leaf)
         top = results.top_k(total, k)
         return results.build(self, top, total[top], parts(top), "related", title, None)
 
@@ -268,7 +265,7 @@ class Recommender(RecommenderBase):
         if same_category is not None:
             same = np.zeros(ix.n_categories + 1, bool)
             same[ix.leaf[i]] = ix.leaf[i] < ix.n_categories
-            mask = np.where(same == same_category, 0.0, -np.inf).astype(np.float32)
+            mask = _category_filter(same, same_category)
         extra = None
         if clusters is not None:
             extra = np.concatenate([self.cooc.row(i)[0], self._graph_candidates(np.array([i]))])
@@ -357,3 +354,9 @@ class Recommender(RecommenderBase):
         self, history: np.ndarray, top: np.ndarray, user: str | None
     ) -> list[GraphPath | None]:
         return self._search(history, user).best_paths(top)
+
+
+def _category_filter(inside: np.ndarray, wanted: bool) -> np.ndarray:
+    """``(C + 1,)`` float32 to add to scores by category: 0 where ``inside == wanted``,
+    ``-inf`` elsewhere (gather it with ``index.leaf``)."""
+    return np.where(inside == wanted, 0.0, -np.inf).astype(np.float32)
