@@ -40,7 +40,8 @@ class ApproximateSearch:
     """Settings of the approximate candidate search.
 
     Attributes:
-        n_lists: clusters; ``None``: ``round(sqrt(P))`` (at least 1).
+        n_lists: clusters; ``None``: ``round(sqrt(P))`` (at least 1). Clusters the k-means
+            leaves without members (identical vectors) are dropped.
         n_probe: clusters probed per query.
         iterations: k-means iterations.
         train_size: products the k-means is fitted on (a seeded sample; all when fewer);
@@ -100,8 +101,11 @@ class ClusterIndex:
             sums = np.asarray(onehot @ sample64)
             filled = counts > 0  # an empty cluster keeps its centroid
             centroids[filled] = (sums[filled] / counts[filled, None]).astype(np.float32)
-        self.centroids = centroids
-        self.assign = _nearest(x, centroids)
+        assign = _nearest(x, centroids)
+        used, assign = np.unique(assign, return_inverse=True)  # no cluster without members
+        self.centroids = centroids[used]
+        self.assign = assign.reshape(-1)
+        n_lists = used.size
         self.order = np.argsort(self.assign, kind="stable")
         self.starts = np.searchsorted(self.assign[self.order], np.arange(n_lists + 1))
         self.sizes = np.diff(self.starts)

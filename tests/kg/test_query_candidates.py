@@ -61,6 +61,12 @@ def test_cluster_index_is_seeded() -> None:
     # More clusters than products, or than the k-means sample: as many as there are.
     assert ClusterIndex(x[:3], ApproximateSearch(n_lists=10)).n_lists == 3
     assert ClusterIndex(x, ApproximateSearch(n_lists=50, train_size=20)).n_lists == 20
+    # Identical vectors leave clusters without members: they are dropped, so a probe never
+    # lands on an empty cluster.
+    twins = np.repeat(x[:2], 50, axis=0)
+    index = ClusterIndex(twins, ApproximateSearch(n_lists=5))
+    assert index.n_lists == 2 and np.all(index.sizes > 0)
+    assert set(index.search(x[0], index.probe(x[0], 1))[0]) in ({*range(50)}, {*range(50, 100)})
     with pytest.raises(ValueError):
         ApproximateSearch(n_probe=0)
 
