@@ -24,10 +24,15 @@ import scipy.sparse as sp
 from kg.query.index import concat_ranges
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from gnn.fusion import FusionRecommender
     from kg.query.candidates import ClusterIndex
 
 __all__ = ["ModelScorer"]
+
+#: ``(products, votes)`` without a co-occurrence blend.
+_NO_VOTES = (np.zeros(0, np.int64), np.zeros(0, np.float64))
 
 
 class ModelScorer:
@@ -120,27 +125,59 @@ class ModelScorer:
         u = self.user_vector(history, user_index)
         beta = self.blend
         sims = self._similarity(history)
-        if beta > 0.0 and self.blend_mode == "log":
-            idx, votes = self._votes(history)
+        idx, votes = self._votes(history) if beta > 0.0 else _NO_VOTES
+        if self._log_blend:
             z = self.vectors @ (u * np.float32(1.0 - beta))
             z += self.log_offset
-            z[idx] += (beta * (np.log(self.padding[idx] + votes) - self.log_padding[idx])).astype(
-                np.float32
-            )
         else:
             z = self.vectors @ u
             z += self.bias
-        if sims is not None and (beta == 0.0 or self.blend_mode == "log"):
+        return self._ratio_to_best(z, idx, votes, idx, self.padding32, sims)
+
+    def _ratio_to_best(
+        self,
+        z: np.ndarray,
+        idx: np.ndarray,
+        votes: np.ndarray,
+        at: np.ndarray,
+        padding32: np.ndarray,
+        sims: np.ndarray | None,
+        counted: np.ndarray | None = None,
+        outside: Callable[[float], float] | None = None,
+    ) -> np.ndarray:
+        """``m`` from dense logits ``z`` (overwritten): the co-occurrence votes of the blend,
+        then the ratio to the best. Shared by :meth:`relative` (all products) and
+        :meth:`candidates` (some).
+
+        Args:
+            z: the model logits plus offset of the products scored.
+            idx, votes: the voted products (:meth:`_votes`); ``at``: their positions in ``z``.
+            padding32: the co-occurrence padding of the products scored.
+            sims: the similarity terms of the products scored, or ``None``: added to the
+                logits after the votes, or in the ``linear`` blend to the log of the mixture.
+            counted: which entries of ``z`` the ``linear`` softmax normaliser sums (all when
+                ``None``); ``outside(max z)`` adds the mass of the products not scored.
+        """
+        beta = self.blend
+        linear = beta > 0.0 and not self._log_blend
+        if self._log_blend:
+            z[at] += (beta * (np.log(self.padding[idx] + votes) - self.log_padding[idx])).astype(
+                np.float32
+            )
+        if sims is not None and not linear:
             z += sims
-        z -= z.max()
+        top = float(z.max())
+        z -= top
         e = np.exp(z, out=z)
-        if beta == 0.0 or self.blend_mode == "log":
+        if not linear:
             return e
-        idx, votes = self._votes(history)
-        e *= np.float32((1.0 - beta) / float(e.sum(dtype=np.float64)))
+        norm = float((e if counted is None else e[counted]).sum(dtype=np.float64))
+        if outside is not None:
+            norm += outside(top)
+        e *= np.float32((1.0 - beta) / norm)
         scale = beta / (self.padding_sum + float(votes.sum()))
-        e += np.float32(scale) * self.padding32
-        e[idx] += (scale * votes).astype(np.float32)
+        e += np.float32(scale) * padding32
+        e[at] += (scale * votes).astype(np.float32)
         if sims is not None:  # log(mixture) + terms, back to a ratio to the best
             e = np.log(e, out=e)
             e += sims
@@ -213,42 +250,34 @@ class ModelScorer:
         parts = [u * np.float32(1.0 - beta) if self._log_blend else u, np.ones(1, np.float32)]
         query = np.concatenate(parts + ([] if profile is None else [profile]))
         probed = clusters.probe(query, n_probe)
-        if beta > 0.0:
-            idx, votes = self._votes(history)
-        else:
-            idx, votes = np.zeros(0, np.int64), np.zeros(0, np.float64)
+        idx, votes = self._votes(history) if beta > 0.0 else _NO_VOTES
         dense = slice(0, d + 1) if linear else slice(None)
         more = idx if extra is None or not extra.size else np.concatenate([idx, extra])
         products, z = clusters.search(query[dense], probed, more, dense)
-        sims = None
-        if linear and profile is not None:  # added after the mixture, as in relative()
+        sims = None  # outside the linear blend they are columns of the augmented rows
+        if linear and profile is not None:
             sims = clusters.search(profile, probed, more, slice(d + 1, None))[1]
-        at = np.searchsorted(products, idx)
-        if self._log_blend:
-            z[at] += (beta * (np.log(self.padding[idx] + votes) - self.log_padding[idx])).astype(
-                np.float32
-            )
-        top = z.max()
-        e = np.exp(z - top)
-        if not linear:
-            return products, e
         is_probed = np.zeros(clusters.n_lists, bool)
         is_probed[probed] = True
         rest = ~is_probed
-        centroid_z = clusters.centroids[rest][:, dense] @ query[dense]
-        norm = float(e[is_probed[clusters.assign[products]]].sum(dtype=np.float64))
-        norm += float((clusters.sizes[rest] * np.exp(centroid_z.astype(np.float64) - top)).sum())
-        e *= np.float32((1.0 - beta) / norm)
-        scale = beta / (self.padding_sum + float(votes.sum()))
-        e += np.float32(scale) * self.padding32[products]
-        e[at] += (scale * votes).astype(np.float32)
-        if sims is not None:
-            e = np.log(e, out=e)
-            e += sims
-            e -= e.max()
-            return products, np.exp(e, out=e)
-        e *= np.float32(1.0 / float(e.max()))
-        return products, e
+        counted = is_probed[clusters.assign[products]] if linear else None
+
+        def outside(top: float) -> float:
+            centroid_z = clusters.centroids[rest][:, dense] @ query[dense]
+            mass = clusters.sizes[rest] * np.exp(centroid_z.astype(np.float64) - top)
+            return float(mass.sum())
+
+        m = self._ratio_to_best(
+            z,
+            idx,
+            votes,
+            np.searchsorted(products, idx),
+            self.padding32[products],
+            sims,
+            counted=counted,
+            outside=outside,
+        )
+        return products, m
 
     def distribution(self, history: np.ndarray, user_index: int | None = None) -> np.ndarray:
         """``(P,)`` float32 blended probabilities (sums to 1), as ``score_histories`` gives.
