@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -17,6 +18,9 @@ import scipy.sparse as sp
 from kg.query.index import GraphIndex, concat_ranges
 from kg.query.scoring import ScoreWeights
 from kg.query.types import GraphPath, PathNode, PathStep
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["TWO_HOP_FANOUT", "CoocIndex", "PathSearch", "find_paths"]
 
@@ -209,49 +213,49 @@ class PathSearch:
     def _best_co(self, targets: np.ndarray, keep: np.ndarray, best: list[list[_Found]]) -> None:
         """Append each target's best direct and best two-hop co-interaction path to ``best``.
 
-        The co-occurrence columns of all targets are concatenated into one sorted key array
-        ``t * P + x``, so every (source, target) and (intermediate, target) pair is looked up by
-        one ``searchsorted``; ties go to the latest source, as in :meth:`paths`."""
-        csc, n = self.cooc.csc, np.int64(self.index.n_products)
-        at, sizes = concat_ranges(csc.indptr[targets], csc.indptr[targets + 1])
-        if not at.size:
+        Every product looked up (the sources and the two-hop intermediates) gets a slot in a
+        product-sized lookup array; one pass over the co-occurrence columns of all targets
+        then finds every (source or intermediate, target) entry. Ties go to the latest
+        source, as in :meth:`paths`."""
+        csc, n = self.cooc.csc, self.index.n_products
+        lo, hi = csc.indptr[targets], csc.indptr[targets + 1]
+        if not (hi - lo).any():
             return
-        t_of = np.repeat(np.arange(targets.size, dtype=np.int64), sizes)
-        keys = t_of * n + csc.indices[at]
-        vals = csc.data[at]
-        # Every product that is looked up (sources and two-hop intermediates), ascending, so
-        # the queries ``t * P + x`` below are sorted: searchsorted is about twice as fast then.
-        xs, inverse = np.unique(np.concatenate([self.src, self.mid]), return_inverse=True)
-        q = (np.arange(targets.size, dtype=np.int64)[:, None] * n + xs[None, :]).ravel()
-        pos = np.minimum(np.searchsorted(keys, q), keys.size - 1)
-        found_tx = (keys[pos] == q).reshape(targets.size, xs.size)
-        value_tx = vals[pos].reshape(targets.size, xs.size)
-
-        def lookup(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            """``(found (X, T), value (X, T))`` of co(x, target) for the looked-up products
-            at positions ``rows`` of ``xs``."""
-            return found_tx[:, rows].T, value_tx[:, rows].T
-
+        # a few slices: faster than gathering through a concatenated range index
+        spans = zip(lo.tolist(), hi.tolist(), strict=True)
+        rows = np.concatenate([csc.indices[a:b] for a, b in spans])
+        looked_up = np.concatenate([self.src, self.mid])
+        slot = np.full(n, -1, np.int32)  # per call: a search may run in several threads
+        slot[looked_up] = np.arange(looked_up.size, dtype=np.int32)  # repeats: the last wins
+        rep = slot[looked_up]  # the column holding each looked-up product's values
+        s = slot[rows]
+        entry = np.flatnonzero(s >= 0)
+        ends = np.cumsum(hi - lo)
+        t_of = np.searchsorted(ends, entry, side="right")
+        found_tx = np.zeros((targets.size, looked_up.size), bool)
+        value_tx = np.zeros((targets.size, looked_up.size), csc.data.dtype)
+        found_tx[t_of, s[entry]] = True
+        value_tx[t_of, s[entry]] = csc.data[lo[t_of] + entry - (ends - (hi - lo))[t_of]]
         w_co = self.weights.co_interaction
-        hit, col = lookup(inverse[: self.src.size])
-        hit &= keep
-        weight = np.where(hit, self.decay[:, None] * w_co * col.astype(np.float64), -1.0)
-        for t in np.flatnonzero(hit.any(axis=0)):
-            k = int(np.argmax(weight[:, t]))
-            best[t].append((float(weight[k, t]), "co_interaction", k, -1))
+        cols = rep[: self.src.size]
+        hit = found_tx[:, cols].T & keep
+        weight = np.where(hit, self.decay[:, None] * w_co * value_tx[:, cols].T, -1.0)
+        _append_best(best, hit, weight, "co_interaction", lambda k: (k, -1))
         if not self.mid.size:
             return
-        hit, col = lookup(inverse[self.src.size :])
+        cols = rep[self.src.size :]
+        hit = found_tx[:, cols].T
         hit &= self.mid[:, None] != targets[None, :]
         hit &= keep[self.mid_src]
         hit &= (self.mid != self.src[self.mid_src])[:, None]
         k_of = self.mid_src
-        weight = np.where(hit, (self.decay[k_of] * w_co * self.mid_co)[:, None] * col, -1.0)
-        for t in np.flatnonzero(hit.any(axis=0)):
-            m = int(np.argmax(weight[:, t]))  # mids are grouped by source, latest first
-            best[t].append(
-                (float(weight[m, t]), "co_interaction_2hop", int(k_of[m]), int(self.mid[m]))
-            )
+        weight = np.where(
+            hit, (self.decay[k_of] * w_co * self.mid_co)[:, None] * value_tx[:, cols].T, -1.0
+        )
+        # mids are grouped by source, latest first: the first best is the latest source's
+        _append_best(
+            best, hit, weight, "co_interaction_2hop", lambda m: (int(k_of[m]), int(self.mid[m]))
+        )
 
     def _two_hop(
         self, target: int, col_rows: np.ndarray, col_vals: np.ndarray, keep: np.ndarray
@@ -292,6 +296,23 @@ def find_paths(
     """The strongest paths from ``sources`` (latest first) to ``target``; see :class:`PathSearch`."""
     search = PathSearch(index, cooc, weights, sources, user=user, max_hops=max_hops)
     return search.paths(target, max_paths)
+
+
+def _append_best(
+    best: list[list[_Found]],
+    hit: np.ndarray,
+    weight: np.ndarray,
+    kind: str,
+    where: Callable[[int], tuple[int, int]],
+) -> None:
+    """Append to ``best[t]`` the first row of column ``t`` of ``weight`` (rows x targets) with
+    the largest weight, for each target with a ``hit``; ``where(row)`` gives the path's
+    source position and payload."""
+    rows = weight.argmax(axis=0)
+    values = weight[rows, np.arange(rows.size)].tolist()
+    rows_l = rows.tolist()
+    for t in np.flatnonzero(hit.any(axis=0)).tolist():
+        best[t].append((values[t], kind, *where(rows_l[t])))
 
 
 def _choose(found: list[_Found], max_paths: int) -> list[_Found]:

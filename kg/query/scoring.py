@@ -181,8 +181,11 @@ def history_terms(
     r = recency_weights(recent.size, weights.recency_decay)
     ba = np.bincount(index.brand[recent], weights=r, minlength=index.n_brands + 1)
     ba[index.n_brands] = 0.0
-    leaves, inverse = np.unique(index.leaf[recent], return_inverse=True)
-    mass = np.bincount(inverse, weights=r, minlength=leaves.size)
+    mass_of: dict[int, float] = {}  # a handful of items: a dict is faster than np.unique
+    for c, weight in zip(index.leaf[recent].tolist(), r.tolist(), strict=True):
+        mass_of[c] = mass_of.get(c, 0.0) + weight
+    leaves = np.array(sorted(mass_of), np.int64)
+    mass = np.array([mass_of[c] for c in leaves.tolist()], np.float64)
     real = leaves < index.n_categories  # the "no category" sentinel adds nothing
     cp = mass[real] @ category_proximity(index, leaves[real]).astype(np.float64)
     return ba.astype(np.float32), cp.astype(np.float32)

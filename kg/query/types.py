@@ -101,7 +101,7 @@ class GraphPath:
 
     def __post_init__(self) -> None:
         for a, b in zip(self.steps, self.steps[1:], strict=False):
-            if a.target != b.source:
+            if a.target is not b.source and a.target != b.source:
                 raise ValueError(f"GraphPath: step {a} does not lead to step {b}")
 
     @property
