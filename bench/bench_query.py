@@ -6,7 +6,10 @@
 2. Python API: p50/p99 over ``--calls`` calls of ``related``, ``recommend``,
    ``cross_category`` and ``explain`` for random products/users (after a warm-up).
    The same with ``ApproximateSearch(n_probe=--n-probe)`` (:mod:`kg.query.candidates`), and
-   its recall@10 of the exact top 10 over ``--recall-calls`` queries.
+   its recall@10 of the exact top 10 over ``--recall-calls`` queries. numpy's BLAS runs
+   ``--blas-threads`` threads (threadpoolctl; default 1, torch 1 thread), so the figures do
+   not depend on ``OMP_NUM_THREADS``; the exact operations are timed again with one BLAS
+   thread per core, what a Python process gets by default.
 3. HTTP API: ``kgrec serve`` in a subprocess on loopback; ``--clients`` concurrent clients
    (one asyncio process, keep-alive connections) call the three ranking endpoints; p50/p99
    and requests/s; then ``/health`` alone, and the ranking endpoints of
@@ -321,6 +324,9 @@ def main() -> int:
     )
     parser.add_argument("--recall-calls", type=int, default=1000)
     parser.add_argument(
+        "--blas-threads", type=int, default=1, help="numpy BLAS threads of the Python API rows"
+    )
+    parser.add_argument(
         "--work-dir", type=Path,
         help="keep the shop's tables and the model here and reuse them on the next run "
         "(default: a temporary folder)",
@@ -328,12 +334,15 @@ def main() -> int:
     args = parser.parse_args()
 
     import torch
+    from threadpoolctl import threadpool_limits
 
     from ingest.sources.synthetic import SyntheticConfig, generate_shop
     from ingest.tables import GraphTables
     from kg.query import ApproximateSearch, Recommender
 
     torch.set_num_threads(1)
+    threadpool_limits(limits=args.blas_threads, user_api="blas")
+    cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="kgrec-bench-query-") as tmp:
         work = args.work_dir or Path(tmp)
         t0 = time.perf_counter()
@@ -352,6 +361,8 @@ def main() -> int:
         load_s = time.perf_counter() - t0
         rng = np.random.default_rng(0)
         py_rows = python_api(rec, args.calls, rng)
+        with threadpool_limits(limits=cores, user_api="blas"):
+            cores_rows = python_api(rec, args.calls, rng, label=f" ({cores} BLAS threads)")
         search = ApproximateSearch(n_probe=args.n_probe)
         t0 = time.perf_counter()
         approx = Recommender(rec.model, tables, approximate=search)
@@ -382,7 +393,9 @@ def main() -> int:
         vec = None if args.no_neo4j else neo4j_vector(tables, rec, args.vector_calls)
     mixed = http_rows[0]
     lines = [
-        f"- Machine: {machine_line()}; Python API single-threaded (torch 1 thread)",
+        f"- Machine: {machine_line()}; Python API: numpy BLAS {args.blas_threads} "
+        f"thread{'s' if args.blas_threads > 1 else ''} and torch 1 thread unless a row says "
+        "otherwise; each HTTP worker: 1 thread",
         f"- Data: synthetic `bench` shop: {counts['products']:,} products, {counts['users']:,} "
         f"users, {counts['interactions']:,} interactions; a fusion model with id embeddings only "
         f"(dim 64, one epoch: latency does not depend on quality), {train_note}; "
@@ -401,6 +414,13 @@ def main() -> int:
         "By default every query scores every product exactly, so the bare scan is the floor "
         f"of a personalised query: it reads {counts['products'] * 64 * 4 / 1e6:.1f} MB of "
         "vectors per query.",
+        "",
+        f"The same exact operations with {cores} BLAS threads ({cores} cores: what a Python "
+        "process gets when `OMP_NUM_THREADS` is not set; the scan is split between them):",
+        "",
+        "| operation | p50 ms | p99 ms |",
+        "|---|---:|---:|",
+        *[f"| `{name}` | {p50:.2f} | {p99:.2f} |" for name, p50, p99 in cores_rows],
         "",
         f"With `ApproximateSearch(n_probe={args.n_probe})` (`kgrec serve --approximate`; "
         f"{n_lists} k-means clusters built in {build_s:.1f} s) a query scores only the "
