@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import os
 import secrets
 import subprocess
@@ -168,12 +169,13 @@ def http_api(
     seconds: float,
     workers: int,
     extra: tuple[str, ...] = (),
-) -> list[tuple[str, float, float, float, int]]:
+) -> list[tuple[str, float, float, float, int, Any]]:
     """``kgrec serve --workers`` on loopback under ``clients`` concurrent clients: the three
     ranking endpoints cycled, and ``/health`` alone (the HTTP stack's own ceiling). ``extra``:
-    more ``kgrec serve`` arguments; with any, only the ranking endpoints are timed."""
+    more ``kgrec serve`` arguments; with any, only the ranking endpoints are timed. Each row
+    ends with the BLAS threads per worker that ``/health`` reports."""
     port = _free_port()
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = dict(os.environ)  # kgrec serve sets each worker's BLAS threads itself
     proc = subprocess.Popen(
         [sys.executable, "-m", "kg", "serve", "--model", str(model_dir), "--tables",
          str(tables_dir), "--port", str(port), "--log-level", "warning",
@@ -181,7 +183,7 @@ def http_api(
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
-        _wait_http(port, proc)
+        threads = _wait_http(port, proc)
         idx = rec.index
         rng = np.random.default_rng(1)
         active = np.flatnonzero(np.diff(idx.hist_indptr) > 0)
@@ -206,7 +208,7 @@ def http_api(
             rps = len(latencies) / wall
             print(f"http {name}, {clients} clients, {workers} workers: p50 {p50:.1f} ms, "
                   f"p99 {p99:.1f} ms, {rps:.0f} req/s, {errors} non-200", flush=True)  # fmt: skip
-            rows.append((name, p50, p99, rps, errors))
+            rows.append((name, p50, p99, rps, errors, threads))
         return rows
     finally:
         proc.terminate()
@@ -255,7 +257,8 @@ def _free_port() -> int:
     return free_port()
 
 
-def _wait_http(port: int, proc: subprocess.Popen[str]) -> None:
+def _wait_http(port: int, proc: subprocess.Popen[str]) -> Any:
+    """Wait until ``/health`` answers; its ``blas_threads``."""
     deadline = time.perf_counter() + 600
     while time.perf_counter() < deadline:
         if proc.poll() is not None:
@@ -263,8 +266,9 @@ def _wait_http(port: int, proc: subprocess.Popen[str]) -> None:
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             conn.request("GET", "/health")
-            if conn.getresponse().status == 200:
-                return
+            resp = conn.getresponse()
+            if resp.status == 200:
+                return json.loads(resp.read())["blas_threads"]
         except OSError:
             pass
         time.sleep(0.5)  # polling the server's readiness, not waiting out a fixed delay
@@ -395,7 +399,8 @@ def main() -> int:
     lines = [
         f"- Machine: {machine_line()}; Python API: numpy BLAS {args.blas_threads} "
         f"thread{'s' if args.blas_threads > 1 else ''} and torch 1 thread unless a row says "
-        "otherwise; each HTTP worker: 1 thread",
+        f"otherwise; HTTP workers: `kgrec serve`'s default, {mixed[5]} BLAS "
+        f"thread{'s' if mixed[5] != 1 else ''} each (`/health`)",
         f"- Data: synthetic `bench` shop: {counts['products']:,} products, {counts['users']:,} "
         f"users, {counts['interactions']:,} interactions; a fusion model with id embeddings only "
         f"(dim 64, one epoch: latency does not depend on quality), {train_note}; "
@@ -448,7 +453,7 @@ def main() -> int:
         "|---|---:|---:|---:|---:|",
         *[
             f"| {n} | {p50:.1f} | {p99:.1f} | {rps:.0f} | {err} |"
-            for n, p50, p99, rps, err in http_rows
+            for n, p50, p99, rps, err, _ in http_rows
         ],
         "",
         f"In a closed loop, latency = clients / throughput (Little's law): {args.clients} / "

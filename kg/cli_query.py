@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -159,18 +160,42 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise _fail(f"--workers must be >= 1, got {args.workers}")
+    if args.blas_threads is not None and args.blas_threads < 1:
+        raise _fail(f"--blas-threads must be >= 1, got {args.blas_threads}")
     torch.set_num_threads(1)  # one request, one core: the server's threads share the machine
+    blas = args.blas_threads if args.blas_threads is not None else _auto_blas(args.workers)
     with _one_line_errors():
         rec = _recommender(args)
         app = create_app(rec)
+    threads = "as OMP_NUM_THREADS etc. say" if blas is None else str(blas)
     print(
-        f"kgrec serving on http://{args.host}:{args.port} with {args.workers} worker(s); "
-        f"search: {rec.search} (docs: /docs, schema: /openapi.json)",
+        f"kgrec serving on http://{args.host}:{args.port} with {args.workers} worker(s), "
+        f"BLAS threads per worker: {threads}; search: {rec.search} (docs: /docs, schema: "
+        "/openapi.json)",
         flush=True,
     )
     return run_server(
-        app, host=args.host, port=args.port, workers=args.workers, log_level=args.log_level
+        app,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=args.log_level,
+        blas_threads=blas,
     )
+
+
+#: Environment variables that set the BLAS threads; ``kgrec serve`` leaves the threads alone
+#: when one is set.
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _auto_blas(workers: int) -> int | None:
+    """BLAS threads per worker: the cores this process may use divided by the workers (at
+    least 1), or ``None`` when the environment sets them."""
+    if any(os.environ.get(v) for v in _THREAD_VARIABLES):
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) // workers)
 
 
 def cmd_write_back(args: argparse.Namespace) -> int:
@@ -279,6 +304,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=1,
         help="worker processes forked after the model is loaded once (default 1; about one "
         "per core)",
+    )
+    p.add_argument(
+        "--blas-threads",
+        type=int,
+        help="numpy BLAS threads per worker (default: cores / workers, at least 1; unless "
+        "OMP_NUM_THREADS, OPENBLAS_NUM_THREADS or MKL_NUM_THREADS is set)",
     )
     p.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]

@@ -29,6 +29,7 @@ request and decode each id after the match (:class:`_EncodedIdRoute`).
 
 # No ``from __future__ import annotations``: FastAPI reads the endpoint annotations at runtime,
 # and some (the k bound) are built inside create_app.
+import os
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote
 
@@ -41,6 +42,7 @@ from starlette.types import Scope
 
 from kg import __version__
 from kg.query import Recommender, UnknownIdError
+from kg.serve_run import blas_threads
 
 __all__ = ["create_app"]
 
@@ -115,6 +117,9 @@ class HealthModel(BaseModel):
     search: str = Field(
         description="'exact' (every product scored) or 'approximate: n_probe of n_lists "
         "clusters' (kgrec serve --approximate)"
+    )
+    blas_threads: int | None = Field(
+        description="numpy BLAS threads of the worker that answered (kgrec serve --blas-threads)"
     )
 
 
@@ -206,6 +211,15 @@ def create_app(recommender: Recommender) -> FastAPI:
     async def _invalid(request: Request, exc: ValueError) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": str(exc)})
 
+    counted: dict[int, int | None] = {}
+
+    def threads() -> int | None:
+        """This worker's BLAS threads, counted once per process (workers are forked)."""
+        pid = os.getpid()
+        if pid not in counted:
+            counted[pid] = blas_threads()
+        return counted[pid]
+
     def listing(op: str, query: str | None, items: list[Any]) -> dict[str, Any]:
         # plain dicts: FastAPI validates them once against the response model
         return {"operation": op, "query": query, "items": [r.to_dict() for r in items]}
@@ -222,6 +236,7 @@ def create_app(recommender: Recommender) -> FastAPI:
             "categories": ix.n_categories,
             "levels": ix.max_depth,
             "search": rec.search,
+            "blas_threads": threads(),
         }
 
     @app.get("/products/{product_id}/related", response_model=RecommendationList, responses=errors)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import pytest
@@ -114,22 +115,39 @@ def test_serve_builds_the_app(
         return 0
 
     monkeypatch.setattr(kg.serve_run, "run_server", fake_run_server)
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(variable, raising=False)
+    cores = len(os.sched_getaffinity(0))
     args = ["serve", *_files(run), "--host", "127.0.0.1", "--port", "8123"]
     assert main(args) == 0
-    assert "with 1 worker(s); search: exact (docs" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"with 1 worker(s), BLAS threads per worker: {cores}; search: exact (docs" in out
     assert served["host"] == "127.0.0.1" and served["port"] == 8123 and served["workers"] == 1
+    assert served["blas_threads"] == cores  # one worker: every core
     with TestClient(served["app"]) as client:
         health = client.get("/health").json()
         assert health["products"] == 300 and health["search"] == "exact"
+        assert isinstance(health["blas_threads"], int) and health["blas_threads"] >= 1
         exact = client.get("/users/u1/recommendations", params={"k": 5}).json()["items"]
     # --approximate with every cluster probed ranks as the exact search does.
-    args = ["serve", *_files(run), "--approximate", "--n-lists", "4", "--n-probe", "4"]
-    assert main(args) == 0
+    approximate = ["--approximate", "--n-lists", "4", "--n-probe", "4"]
+    assert main([*args, *approximate]) == 0
     assert "search: approximate: 4 of 4 clusters (docs" in capsys.readouterr().out
     with TestClient(served["app"]) as client:
         assert client.get("/health").json()["search"] == "approximate: 4 of 4 clusters"
         items = client.get("/users/u1/recommendations", params={"k": 5}).json()["items"]
         assert [r["product_id"] for r in items] == [r["product_id"] for r in exact]
+    # BLAS threads: cores / workers (at least 1), the option, or left to OMP_NUM_THREADS
+    assert main([*args, "--workers", str(2 * cores)]) == 0
+    assert served["blas_threads"] == 1
+    assert main([*args, "--blas-threads", "3"]) == 0
+    assert served["blas_threads"] == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert main(args) == 0
+    assert served["blas_threads"] is None
+    assert "BLAS threads per worker: as OMP_NUM_THREADS etc. say" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="--blas-threads"):
+        main([*args, "--blas-threads", "0"])
     with pytest.raises(SystemExit, match="--n-probe"):
         main(["serve", *_files(run), "--approximate", "--n-probe", "0"])
 

@@ -44,7 +44,8 @@ def _get(port: int, path: str) -> tuple[int, bytes]:
 @pytest.mark.skipif(not hasattr(os, "fork") or not Path("/proc").exists(), reason="POSIX only")
 def test_two_workers_answer_and_stop_cleanly(run: TinyRun, rec: Recommender) -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEO4J_")}
+    threads = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEO4J_") and k not in threads}
     proc = subprocess.Popen(
         [sys.executable, "-m", "kg.cli", "serve", "--model", str(run.run), "--tables",
          str(run.tables), "--port", str(port), "--workers", "2", "--log-level", "warning"],
@@ -62,6 +63,11 @@ def test_two_workers_answer_and_stop_cleanly(run: TinyRun, rec: Recommender) -> 
                 pass
             time.sleep(0.2)
         workers = _children(proc.pid)
+        # each worker limits its BLAS threads to its share of the cores (numpy's default
+        # would be one per core in every worker); /health answers from either worker
+        cores = len(os.sched_getaffinity(0))
+        for _ in range(6):
+            assert json.loads(_get(port, "/health")[1])["blas_threads"] == max(1, cores // 2)
         expected = [r.product_id for r in rec.related("p3", k=5)]
         for _ in range(20):
             status, body = _get(port, "/products/p3/related?k=5")
