@@ -42,7 +42,7 @@ from starlette.types import Scope
 
 from kg import __version__
 from kg.query import Recommender, UnknownIdError
-from kg.serve_run import blas_threads
+from kg.serve_run import current_blas_threads
 
 __all__ = ["create_app"]
 
@@ -217,7 +217,7 @@ def create_app(recommender: Recommender) -> FastAPI:
         """This worker's BLAS threads, counted once per process (workers are forked)."""
         pid = os.getpid()
         if pid not in counted:
-            counted[pid] = blas_threads()
+            counted[pid] = current_blas_threads()
         return counted[pid]
 
     def listing(op: str, query: str | None, items: list[Any]) -> dict[str, Any]:

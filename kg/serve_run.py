@@ -30,7 +30,7 @@ import signal
 import socket
 from typing import Any
 
-__all__ = ["blas_threads", "run_server"]
+__all__ = ["current_blas_threads", "run_server"]
 
 
 def _die_with_parent() -> None:
@@ -52,7 +52,7 @@ def _limit_blas(threads: int | None) -> None:
         threadpool_limits(limits=threads, user_api="blas")
 
 
-def blas_threads() -> int | None:
+def current_blas_threads() -> int | None:
     """The most threads a BLAS library loaded in this process uses, or ``None`` if none is."""
     from threadpoolctl import threadpool_info
 

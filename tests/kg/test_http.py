@@ -13,7 +13,7 @@ from gnn.fusion import FusionRecommender
 from ingest.tables import GraphTables
 from kg.query import Recommender
 from kg.serve import create_app
-from kg.serve_run import blas_threads
+from kg.serve_run import current_blas_threads
 from tests.kg.query_helpers import TinyRun, load_tables, tiny_run
 
 #: Ids of the tiny shop renamed to hold '/' (and a '%2F' that must stay as written); each new id
@@ -79,7 +79,7 @@ def test_health(client: TestClient, rec: Recommender) -> None:
     assert r.json() == {
         "status": "ok", "version": "0.1.0", "products": 300, "users": 200,
         "categories": rec.index.n_categories, "levels": 3, "search": "exact",
-        "blas_threads": blas_threads(),  # this process's: the test client serves in it
+        "blas_threads": current_blas_threads(),  # this process's: the test client serves in it
     }  # fmt: skip
 
 
