@@ -346,7 +346,9 @@ def main() -> int:
 
     torch.set_num_threads(1)
     threadpool_limits(limits=args.blas_threads, user_api="blas")
-    cores = os.cpu_count() or 1
+    cores = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
     with tempfile.TemporaryDirectory(prefix="kgrec-bench-query-") as tmp:
         work = args.work_dir or Path(tmp)
         t0 = time.perf_counter()
