@@ -100,33 +100,41 @@ def build(
         level: the tree level of a cross-category query.
     """
     ix = rec.index
+    top = np.asarray(top, np.int64)
+    # plain Python values up front: indexing numpy arrays one scalar at a time is slow
+    columns = [(name, np.asarray(values).tolist()) for name, values in parts.items()]
+    leaves, brands = ix.leaf[top].tolist(), ix.brand[top].tolist()
+    ancestors = None if level is None else ix.cat_path[ix.leaf[top], level - 1].tolist()
     out = []
-    for rank, j in enumerate(top.tolist(), start=1):
-        terms = {name: float(values[rank - 1]) for name, values in parts.items()}
+    for row, (j, score) in enumerate(zip(top.tolist(), np.asarray(scores).tolist(), strict=True)):
+        terms = {name: float(values[row]) for name, values in columns}
         positive = [n for n in terms if terms[n] > 0]
-        term = max(positive, key=lambda n: terms[n]) if positive else None
-        reason = _reason(rec, mode, term, j, query)
-        if level is not None:
-            a = int(ix.cat_path[ix.leaf[j], level - 1])
+        term = max(positive, key=terms.__getitem__) if positive else None
+        leaf, brand = leaves[row], brands[row]
+        reason = _reason(rec, mode, term, leaf, brand, query)
+        if ancestors is not None:
+            a = ancestors[row]
             reason = f"new to you at level {level}: {ix.category_names[a] or ix.category_ids[a]}; {reason}"
-        leaf, brand = int(ix.leaf[j]), int(ix.brand[j])
         out.append(
             Recommendation(
                 product_id=ix.product_ids[j],
-                score=float(scores[rank - 1]),
-                rank=rank,
+                score=float(score),
+                rank=row + 1,
                 reason=reason,
                 title=ix.titles[j],
                 category_id=ix.category_ids[leaf] if leaf < ix.n_categories else None,
                 brand_id=ix.brand_ids[brand] if brand < ix.n_brands else None,
-                path=None if paths is None else paths[rank - 1],
+                path=None if paths is None else paths[row],
                 terms=terms,
             )
         )
     return out
 
 
-def _reason(rec: Recommender, mode: str, term: str | None, j: int, query: str | None) -> str:
+def _reason(
+    rec: Recommender, mode: str, term: str | None, leaf: int, brand: int, query: str | None
+) -> str:
+    """The largest score term in words; ``leaf`` and ``brand`` are the product's."""
     ix = rec.index
     if term is None:
         return "no positive score term (ranked last by the score)"
@@ -137,10 +145,8 @@ def _reason(rec: Recommender, mode: str, term: str | None, j: int, query: str | 
     if term == "model":
         return "fits the recent history (fusion model)"
     if term == "brand":
-        b = int(ix.brand[j])
-        name = ix.brand_names[b] or ix.brand_ids[b]
+        name = ix.brand_names[brand] or ix.brand_ids[brand]
         return f"same brand: {name}" if mode == "related" else f"a brand of the history: {name}"
-    leaf = int(ix.leaf[j])
     name = ix.category_names[leaf] or ix.category_ids[leaf]
     if mode == "related":
         return f"same or nearby category: {name}"

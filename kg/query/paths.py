@@ -89,6 +89,7 @@ class CoocIndex:
 
 
 _KIND_ORDER = ("co_interaction", "brand", "category", "co_interaction_2hop")
+_KIND_RANK = {kind: rank for rank, kind in enumerate(_KIND_ORDER)}
 _Found = tuple[float, str, int, int]  # weight, kind, source position, payload
 
 
@@ -126,6 +127,7 @@ class PathSearch:
         self.index, self.cooc, self.weights = index, cooc, weights
         self.src = np.asarray(sources, np.int64)
         self.user = user
+        self._user_node: PathNode | None = None  # made once, shared by the paths
         self.max_hops = max_hops
         self.decay = weights.recency_decay ** np.arange(self.src.size, dtype=np.float64)
         self.brand = index.brand[self.src]
@@ -204,11 +206,11 @@ class PathSearch:
                 best[t].append((float(weight[k, t]), "category", k, -1))
         if w.co_interaction > 0:
             self._best_co(targets, keep, best)
-        out: list[GraphPath | None] = []
-        for t, target in enumerate(targets):
-            chosen = _choose(best[t], 1)
-            out.append(self._build(int(target), *chosen[0]) if chosen else None)
-        return out
+        # _choose(found, 1)[0] is the first of the ranked list: the smallest rank key
+        return [
+            self._build(target, *min(found, key=_rank_key)) if found else None
+            for target, found in zip(targets.tolist(), best, strict=True)
+        ]
 
     def _best_co(self, targets: np.ndarray, keep: np.ndarray, best: list[list[_Found]]) -> None:
         """Append each target's best direct and best two-hop co-interaction path to ``best``.
@@ -279,7 +281,10 @@ class PathSearch:
         ]
 
     def _build(self, target: int, weight: float, kind: str, k: int, payload: int) -> GraphPath:
-        return _build(self.index, self.src, target, self.user, weight, kind, k, payload)
+        if self._user_node is None and self.user is not None:
+            self._user_node = PathNode("User", self.user)
+        source = int(self.src[k])
+        return _build(self.index, source, target, self._user_node, weight, kind, payload)
 
 
 def find_paths(
@@ -317,7 +322,7 @@ def _append_best(
 
 def _choose(found: list[_Found], max_paths: int) -> list[_Found]:
     """Best of each kind first, then the next best of any kind; ordered by weight."""
-    ranked = sorted(found, key=lambda c: (-c[0], _KIND_ORDER.index(c[1]), c[2]))
+    ranked = sorted(found, key=_rank_key)
     chosen: list[_Found] = []
     kinds: set[str] = set()
     for c in ranked:
@@ -329,7 +334,12 @@ def _choose(found: list[_Found], max_paths: int) -> list[_Found]:
             break
         if c not in chosen:
             chosen.append(c)
-    return sorted(chosen, key=lambda c: (-c[0], _KIND_ORDER.index(c[1]), c[2]))
+    return sorted(chosen, key=_rank_key)
+
+
+def _rank_key(found: _Found) -> tuple[float, int, int]:
+    """Stronger first; at equal weight by kind (:data:`_KIND_ORDER`), then the later source."""
+    return (-found[0], _KIND_RANK[found[1]], found[2])
 
 
 def _product(index: GraphIndex, i: int) -> PathNode:
@@ -342,19 +352,18 @@ def _category(index: GraphIndex, c: int) -> PathNode:
 
 def _build(
     index: GraphIndex,
-    src: np.ndarray,
+    source: int,
     target: int,
-    user: str | None,
+    user: PathNode | None,
     weight: float,
     kind: str,
-    k: int,
     payload: int,
 ) -> GraphPath:
-    h = _product(index, int(src[k]))
+    h = _product(index, source)
     j = _product(index, target)
     steps: list[PathStep] = []
     if user is not None:
-        steps.append(PathStep("INTERACTED", PathNode("User", user), h))
+        steps.append(PathStep("INTERACTED", user, h))
     if kind == "co_interaction":
         steps.append(PathStep("CO_INTERACTED", h, j))
     elif kind == "co_interaction_2hop":
@@ -364,7 +373,7 @@ def _build(
         b = PathNode("Brand", index.brand_ids[payload], index.brand_names[payload])
         steps += [PathStep("MADE_BY", h, b), PathStep("MADE_BY", b, j, forward=False)]
     else:
-        up = index.cat_path[index.leaf[src[k]]]
+        up = index.cat_path[index.leaf[source]]
         down = index.cat_path[index.leaf[target]]
         shared = int(((up == down) & (down >= 0)).sum())
         ups = [_category(index, int(c)) for c in up[up >= 0][shared - 1 :][::-1]]

@@ -96,6 +96,20 @@ def test_category_proximity_and_history_terms() -> None:
     assert not cp.any()
 
 
+def test_history_terms_cache_of_the_proximity_matrix(monkeypatch: pytest.MonkeyPatch) -> None:
+    import kg.query.scoring as scoring
+
+    ix = build_index(_tables(), ["p1", "p2", "p3", "p4", "p5"])
+    w = ScoreWeights(n_recent=3, recency_decay=0.5)
+    histories = [np.array(h) for h in ([2, 1, 0], [4, 3, 0], [3, 3, 1], [4], [0, 2])]
+    cached = [history_terms(ix, h, w) for h in histories]
+    assert scoring._PROXIMITY[ix].shape == (ix.n_categories + 1,) * 2  # the whole matrix
+    monkeypatch.setattr(scoring, "_CACHED_CATEGORIES", 0)  # a tree too big to cache
+    for h, (ba, cp) in zip(histories, cached, strict=True):
+        ba_rows, cp_rows = history_terms(ix, h, w)
+        assert np.array_equal(ba, ba_rows) and np.array_equal(cp, cp_rows)
+
+
 def test_top_k_orders_ties_and_drops_excluded() -> None:
     scores = np.array([0.5, 2.0, 0.5, -np.inf, 1.0], np.float32)
     assert top_k(scores, 3).tolist() == [1, 4, 0]
