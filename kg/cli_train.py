@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gnn.model import FusionConfig
 
 __all__ = ["register"]
 
@@ -24,11 +27,11 @@ def _tables(args: argparse.Namespace) -> Any:
         return export_graph(driver, database=settings.database, show_progress=not args.no_progress)
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def _config(args: argparse.Namespace) -> FusionConfig:
+    """The fusion model's configuration from ``kgrec train``'s options."""
     from gnn.model import FusionConfig
-    from gnn.pipeline import make_split, train_fusion
 
-    config = FusionConfig(
+    return FusionConfig(
         dim=args.dim,
         num_layers=args.layers,
         use_text=args.text,
@@ -41,7 +44,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         patience=args.patience,
         eval_every=args.eval_every,
         device=args.device,
+        similarity_dim=args.similarity_dim,
+        **({"similarity_grid": (0.0,)} if not args.similarity else {}),
     )
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from gnn.pipeline import make_split, train_fusion
+    from kg.cli import CommandError
+
+    try:
+        config = _config(args)
+    except ValueError as exc:  # a bad option value, e.g. --dim 0
+        raise CommandError(str(exc)) from None
     tables = _tables(args)
     split = make_split(tables, args.protocol)
     stats = split.stats()
@@ -153,6 +168,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--patience", type=int, default=3)
     p.add_argument("--eval-every", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--similarity", action=argparse.BooleanOptionalAction, default=True,
+        help="text / KGE similarity terms in the final score, weights chosen on validation "
+        "(default on; off: faster queries, lower quality)",
+    )  # fmt: skip
+    p.add_argument(
+        "--similarity-dim", type=int, default=64,
+        help="PCA size of each feature's similarity vectors (smaller: faster queries)",
+    )  # fmt: skip
     _source_args(p)
     p.set_defaults(func=cmd_train)
 

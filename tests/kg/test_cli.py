@@ -68,12 +68,17 @@ def test_train_and_evaluate_from_tables(tmp_path: Path) -> None:
     run = tmp_path / "fusion"
     proc = kgrec("train", "--tables", str(tmp_path / "t"), "--kge", str(tmp_path / "kge"),
                  "--no-text", "--out", str(run), "--epochs", "3", "--dim", "16",
-                 "--eval-every", "1", "--device", "cpu", "--no-progress")  # fmt: skip
+                 "--similarity-dim", "4", "--eval-every", "1", "--device", "cpu",
+                 "--no-progress")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "split leave_one_out" in proc.stdout and "test (" in proc.stdout
     names = {p.name for p in run.iterdir()}
     assert {"config.json", "model.safetensors", "id_maps.json", "metrics.json"} <= names
     assert (run / "training_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from safetensors import safe_open
+
+    with safe_open(str(run / "model.safetensors"), "np") as saved:
+        assert saved.get_tensor("similarity.kge").shape[1] == 4  # --similarity-dim
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["fit"]["epochs_run"] == 3 and metrics["split"]["protocol"] == "leave_one_out"
     ev = kgrec("evaluate", "--tables", str(tmp_path / "t"), "--model", str(run), "--json",
@@ -84,7 +89,27 @@ def test_train_and_evaluate_from_tables(tmp_path: Path) -> None:
     other = generate_shop(SyntheticConfig.preset("tiny", n_products=250), show_progress=False)
     other.save(tmp_path / "other")
     bad = kgrec("evaluate", "--tables", str(tmp_path / "other"), "--model", str(run))
-    assert bad.returncode == 1 and "other users/products" in bad.stderr
+    assert bad.returncode == 1
+    assert bad.stderr.strip() == (
+        f"kgrec: error: {run} was trained on other users/products than these tables"
+    )
+
+
+def test_train_options_map_to_the_fusion_config(tmp_path: Path) -> None:
+    from kg.cli import _register_extras, build_parser
+    from kg.cli_train import _config
+
+    _register_extras()
+    base = ["train", "--out", str(tmp_path / "run"), "--tables", str(tmp_path / "t")]
+    default = _config(build_parser().parse_args(base))
+    assert default.similarity_dim == 64 and any(default.similarity_grid)
+    off = _config(build_parser().parse_args([*base, "--no-similarity", "--similarity-dim", "8"]))
+    assert off.similarity_grid == (0.0,) and off.similarity_dim == 8
+    assert not off.use_kge and _config(build_parser().parse_args([*base, "--kge", "k"])).use_kge
+    bad = kgrec(*base, "--similarity-dim", "0")
+    assert bad.returncode == 1
+    assert bad.stderr.strip() == "kgrec: error: FusionConfig: similarity_dim must be >= 1"
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.neo4j
