@@ -338,7 +338,8 @@ def _choose(found: list[_Found], max_paths: int) -> list[_Found]:
 
 
 def _rank_key(found: _Found) -> tuple[float, int, int]:
-    """Stronger first; at equal weight by kind (:data:`_KIND_ORDER`), then the later source."""
+    """Stronger first; at equal weight by kind (:data:`_KIND_ORDER`), then the more recent
+    source (the smaller position)."""
     return (-found[0], _KIND_RANK[found[1]], found[2])
 
 
