@@ -45,7 +45,7 @@ def _config(args: argparse.Namespace) -> FusionConfig:
         eval_every=args.eval_every,
         device=args.device,
         similarity_dim=args.similarity_dim,
-        **({"similarity_grid": (0.0,)} if not args.similarity else {}),
+        similarity_grid=FusionConfig.similarity_grid if args.similarity else (0.0,),
     )
 
 
