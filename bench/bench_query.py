@@ -343,12 +343,11 @@ def main() -> int:
     from ingest.sources.synthetic import SyntheticConfig, generate_shop
     from ingest.tables import GraphTables
     from kg.query import ApproximateSearch, Recommender
+    from kg.serve_run import usable_cores
 
     torch.set_num_threads(1)
     threadpool_limits(limits=args.blas_threads, user_api="blas")
-    cores = (
-        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    )
+    cores = usable_cores()  # as kgrec serve counts them
     with tempfile.TemporaryDirectory(prefix="kgrec-bench-query-") as tmp:
         work = args.work_dir or Path(tmp)
         t0 = time.perf_counter()

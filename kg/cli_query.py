@@ -192,10 +192,11 @@ _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS
 def _auto_blas(workers: int) -> int | None:
     """BLAS threads per worker: the cores this process may use divided by the workers (at
     least 1), or ``None`` when the environment sets them."""
+    from kg.serve_run import usable_cores
+
     if any(os.environ.get(v) for v in _THREAD_VARIABLES):
         return None
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, (cores or 1) // workers)
+    return max(1, usable_cores() // workers)
 
 
 def cmd_write_back(args: argparse.Namespace) -> int:

@@ -30,7 +30,7 @@ import signal
 import socket
 from typing import Any
 
-__all__ = ["current_blas_threads", "run_server"]
+__all__ = ["current_blas_threads", "run_server", "usable_cores"]
 
 
 def _die_with_parent() -> None:
@@ -50,6 +50,13 @@ def _limit_blas(threads: int | None) -> None:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(limits=threads, user_api="blas")
+
+
+def usable_cores() -> int:
+    """The CPUs this process may run on (its affinity where the OS has one), at least 1."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 def current_blas_threads() -> int | None:
