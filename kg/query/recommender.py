@@ -10,7 +10,8 @@
 
 Everything a query needs is indexed in numpy at load (:mod:`kg.query.index`); each call does a
 few vectorised passes over the products (or, with ``approximate=``, over candidates only:
-:mod:`kg.query.candidates`) and a top-k selection. Scores: :mod:`kg.query.scoring`.
+:mod:`kg.query.candidates`) and a top-k selection; personalised queries add their graph terms
+only to the products that can reach the top k (:mod:`kg.query.pruning`). Scores: :mod:`kg.query.scoring`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from kg.query import _results as results
 from kg.query.base import RecommenderBase, UserRef
 from kg.query.candidates import ClusterIndex
 from kg.query.paths import PathSearch
+from kg.query.pruning import user_totals
 from kg.query.scoring import Parts, related_scores, user_scores
 from kg.query.types import GraphPath, Recommendation
 
@@ -242,11 +244,12 @@ class Recommender(RecommenderBase):
         extra = None if clusters is None else self._graph_candidates(history, allowed)
 
         def score(n_probe: int) -> tuple[np.ndarray | None, np.ndarray, Parts]:
-            products = None
             if clusters is None:
                 relative = self.scorer.relative(history, m)
-            else:
-                products, relative = self.scorer.candidates(history, m, clusters, n_probe, extra)
+                return user_totals(
+                    self.index, self.weights, relative, history, k, allowed=allowed, blocked=blocked
+                )
+            products, relative = self.scorer.candidates(history, m, clusters, n_probe, extra)
             total, parts = user_scores(
                 self.index, self.weights, relative, history, allowed=allowed, products=products
             )

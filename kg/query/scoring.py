@@ -87,6 +87,7 @@ __all__ = [
     "recency_weights",
     "related_scores",
     "user_scores",
+    "weighted_history_terms",
 ]
 
 #: Given result indices ``(k,)``, the weighted score terms of those products by name.
@@ -192,6 +193,17 @@ def history_terms(
     return ba.astype(np.float32), cp.astype(np.float32)
 
 
+def weighted_history_terms(
+    index: GraphIndex, history: np.ndarray, weights: ScoreWeights
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(w_brand · ba, w_category · cp)`` float32 of a history (oldest first): the graph terms
+    of the personalised score by brand and by category (:func:`history_terms`)."""
+    ba, cp = history_terms(index, history[::-1], weights)
+    ba *= np.float32(weights.brand)
+    cp *= np.float32(weights.category)
+    return ba, cp
+
+
 #: Up to this many categories (sentinel included) :func:`history_terms` keeps the whole
 #: ``cat(·, ·)`` matrix per index (float32: 16 MiB at 2,048) instead of computing its rows.
 _CACHED_CATEGORIES = 2048
@@ -281,6 +293,7 @@ def user_scores(
     *,
     allowed: np.ndarray | None = None,
     products: np.ndarray | None = None,
+    terms: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, Parts]:
     """The personalised score ``s(u, ·)`` of every product (module docstring).
 
@@ -294,6 +307,7 @@ def user_scores(
         allowed: ``(C + 1,)`` bool, the categories whose products may be ranked (sentinel
             last: products without a category); the others score ``-inf``. ``None``: all.
         products: score only these product indices (``None``: all).
+        terms: :func:`weighted_history_terms` of ``history``, when already computed.
 
     Returns:
         ``(total, parts)``: ``total`` float32 over all products (or ``products``);
@@ -301,9 +315,7 @@ def user_scores(
     """
     w = weights
     scale = np.float32(w.model)
-    ba, cp = history_terms(index, history[::-1], w)
-    ba *= np.float32(w.brand)
-    cp *= np.float32(w.category)
+    ba, cp = weighted_history_terms(index, history, w) if terms is None else terms
     leaf = index.leaf if products is None else np.take(index.leaf, products)
     if allowed is None:
         total = np.take(cp, leaf)  # np.take: about twice as fast as cp[index.leaf]
