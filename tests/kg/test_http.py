@@ -312,3 +312,28 @@ def test_openapi_documents_the_api(client: TestClient) -> None:
         "/RecommendationList"
     )
     assert "404" in new_related and "422" in new_related
+
+
+def test_answers_match_their_response_models(client: TestClient) -> None:
+    """The ranking endpoints send their records' dicts without FastAPI's response validation:
+    every answer must still be exactly what its documented model describes."""
+    from kg.serve import ExplanationModel, RecommendationList
+
+    listings = [
+        client.get("/products/p0/related", params={"k": 5, "paths": "true"}),
+        client.get("/users/u3/recommendations", params={"k": 5, "paths": "true"}),
+        client.post("/recommendations", params={"k": 3}, json=["p1", "p2"]),
+        client.get("/users/u1/cross-category", params={"k": 5, "level": 2}),
+    ]
+    paths = 0
+    for r in listings:
+        assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+        body = r.json()
+        assert RecommendationList.model_validate(body, strict=True).model_dump() == body
+        paths += sum(item["path"] is not None for item in body["items"])
+    assert paths > 0  # the nested path models were checked too
+    product = listings[3].json()["items"][0]["product_id"]
+    r = client.get(f"/users/u1/explain/{product}")
+    assert r.headers["content-type"] == "application/json"
+    body = r.json()
+    assert body["paths"] and ExplanationModel.model_validate(body, strict=True).model_dump() == body
