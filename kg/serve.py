@@ -149,6 +149,13 @@ class NewProductModel(BaseModel):
     )
 
 
+#: FastAPI's ``JSONResponse`` settings; no circular-reference check (the payloads are fresh
+#: trees of dicts and lists, and the check costs about 15% of the encoding).
+_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, separators=(",", ":"), check_circular=False
+)
+
+
 def _json(payload: dict[str, Any]) -> Response:
     """``payload`` as a JSON response, encoded as FastAPI's ``JSONResponse`` encodes.
 
@@ -156,8 +163,7 @@ def _json(payload: dict[str, Any]) -> Response:
     otherwise validate and re-serialise it through the response model, about half of a
     request's time outside the query itself. The response models still document the endpoints
     (``/openapi.json``), and the tests check the answers against them."""
-    body = json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    return Response(body.encode("utf-8"), media_type="application/json")
+    return Response(_ENCODER.encode(payload).encode("utf-8"), media_type="application/json")
 
 
 class _EncodedIdRoute(APIRoute):
