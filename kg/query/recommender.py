@@ -11,7 +11,8 @@
 Everything a query needs is indexed in numpy at load (:mod:`kg.query.index`); each call does a
 few vectorised passes over the products (or, with ``approximate=``, over candidates only:
 :mod:`kg.query.candidates`) and a top-k selection; personalised queries add their graph terms
-only to the products that can reach the top k (:mod:`kg.query.pruning`). Scores: :mod:`kg.query.scoring`.
+only to the products that can reach the top k (:mod:`kg.query.pruning`). Scores:
+:mod:`kg.query.scoring`.
 """
 
 from __future__ import annotations
