@@ -9,9 +9,10 @@ products with ``m >= θ`` already score above that, the top ``k`` are among thos
 
 :func:`user_totals` therefore scores the products with ``m >= θ`` only, ``θ`` lowered until
 that condition holds: one or two rounds as a rule, since the second ``θ`` comes from the
-``k``-th best score of the first. It falls back to scoring every product when the candidates
-grow past :data:`MAX_FRACTION` of the catalogue (a model whose ``m`` is flat, a filter that
-leaves few products) or ``θ`` falls below :data:`MIN_THRESHOLD`. The results are the same as
+``k``-th best score of the first. It scores every product instead for long lists (``k`` above
+:data:`MAX_K_FRACTION` of the catalogue), and falls back to that when the candidates grow past
+:data:`MAX_FRACTION` of the catalogue (a model whose ``m`` is flat, a filter that leaves few
+products) or ``θ`` falls below :data:`MIN_THRESHOLD`. The results are the same as
 scoring every product: same products, same float32 scores, same order of ties (lower product
 index first, as :func:`~kg.query._results.top_k`).
 
@@ -27,10 +28,20 @@ from kg.query import _results as results
 from kg.query.index import GraphIndex
 from kg.query.scoring import Parts, ScoreWeights, user_scores, weighted_history_terms
 
-__all__ = ["FIRST_THRESHOLD", "MAX_FRACTION", "MIN_THRESHOLD", "PRUNE_ABOVE", "user_totals"]
+__all__ = [
+    "FIRST_THRESHOLD",
+    "MAX_FRACTION",
+    "MAX_K_FRACTION",
+    "MIN_THRESHOLD",
+    "PRUNE_ABOVE",
+    "user_totals",
+]
 
 #: Catalogues up to this many products are scored whole (pruning gains nothing there).
 PRUNE_ABOVE = 4096
+#: Lists longer than this fraction of the catalogue score every product: they need many
+#: candidate rounds (at 100k products pruning stopped paying between k = 300 and 390).
+MAX_K_FRACTION = 1 / 512
 #: The first threshold ``θ`` on ``m(u, ·)`` (the best product has ``m = 1``).
 FIRST_THRESHOLD = 0.125
 #: Beyond this fraction of the catalogue as candidates, every product is scored.
@@ -68,7 +79,7 @@ def user_totals(
         positions ``top`` of ``total``. The top ``k`` of ``total`` are the top ``k`` of all.
     """
     terms = weighted_history_terms(index, history, weights)
-    if m.size > PRUNE_ABOVE and weights.model > 0:
+    if m.size > PRUNE_ABOVE and weights.model > 0 and k <= MAX_K_FRACTION * m.size:
         found = _pruned(index, weights, m, history, k, allowed, blocked, terms)
         if found is not None:
             return found

@@ -49,6 +49,7 @@ def test_pruned_ranking_is_the_full_ranking(
 
     monkeypatch.setattr(pruning, "PRUNE_ABOVE", 0)
     monkeypatch.setattr(pruning, "MAX_FRACTION", 0.5)  # a 300-product shop
+    monkeypatch.setattr(pruning, "MAX_K_FRACTION", 0.5)
     monkeypatch.setattr(pruning, "_pruned", counted)
     assert _run(calls) == full  # same products, scores, terms, reasons and paths, same order
     assert len(outcomes) == len(calls)
