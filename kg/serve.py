@@ -161,7 +161,8 @@ def _json(payload: dict[str, Any]) -> Response:
 
     The ranking endpoints return their records' ``to_dict()`` output as is: FastAPI would
     otherwise validate and re-serialise it through the response model (0.15-0.4 ms of server
-    CPU per request in ``bench/bench_query.py``'s load, most for results with paths). The
+    CPU per request, measured under ``bench/bench_query.py``'s load generator; most for results
+    with paths). The
     response models still document the endpoints (``/openapi.json``), and the tests check the
     answers against them."""
     return Response(_ENCODER.encode(payload).encode("utf-8"), media_type="application/json")
