@@ -99,11 +99,11 @@ def python_api(
 
 
 def pruning_on_off(
-    rec: Any, calls: int, rng: np.random.Generator
+    rec: Any, calls: int, rng: np.random.Generator, label: str = ""
 ) -> list[tuple[str, float, float]]:
     """p50 of ``recommend`` and ``cross_category`` with the pruned ranking
-    (:mod:`kg.query.pruning`, the default) and with the graph terms added to every product, on
-    the same users, the two settings alternating in blocks of 100 calls (so a slower minute of
+    (:mod:`kg.query.pruning` and :mod:`kg.query.relative`, the default) and with every product
+    scored (graph terms, and similarity terms where the model has them), on the same users, the two settings alternating in blocks of 100 calls (so a slower minute of
     the machine hits both): ``(operation, p50 pruned, p50 every product)``."""
     import kg.query.pruning as pruning
 
@@ -125,6 +125,7 @@ def pruning_on_off(
                         op(u)
                         out.append(time.perf_counter() - t0)
             on, off = (_pct(samples[s])[0] for s in (default, never))
+            name += label
             rows.append((name, on, off))
             print(f"python {name}: p50 {on:.2f} ms pruned, {off:.2f} ms every product", flush=True)
     finally:
@@ -133,9 +134,10 @@ def pruning_on_off(
 
 
 def with_similarity_terms(rec: Any, dim: int = 64) -> Any:
-    """``rec`` with text and KGE similarity terms of ``dim`` dims each (random unit vectors: the
-    cost of scoring does not depend on their values), as a model trained with product features
-    serves them (``gnn.similarity``)."""
+    """``rec`` with text and KGE similarity terms of ``dim`` dims each, as a model trained with
+    product features serves them (``gnn.similarity``). The vectors are random unit vectors: how
+    many products need the terms (``kg.query.relative``) depends on them, so a real catalogue's
+    may need more."""
     import torch
 
     from gnn.similarity import SimilarityTerms
@@ -418,6 +420,7 @@ def main() -> int:
         py_rows += python_api(
             with_similarity_terms(rec), args.calls, rng, only_user_ops=True, label=sim_label
         )
+        pruning_rows += pruning_on_off(rec, args.calls, rng, label=sim_label)
         approx = Recommender(rec.model, tables, approximate=search)  # clusters with the terms
         approx_rows += python_api(
             approx, args.calls, rng, only_user_ops=True, label=sim_label + approx_label
@@ -458,11 +461,12 @@ def main() -> int:
         f"of a personalised query: it reads {counts['products'] * 64 * 4 / 1e6:.1f} MB of "
         "vectors per query.",
         "",
-        "A personalised query adds its graph terms only to the products that can still reach "
-        "the top k (`kg/query/pruning.py`; same results). The same users with and without that, "
-        "the two alternating in blocks of 100 calls (1 BLAS thread):",
+        "A personalised query adds its graph terms, and a model's similarity terms, only to the "
+        "products that can still reach the top k (`kg/query/pruning.py`, "
+        "`kg/query/relative.py`; same results). The same users with and without that, the two "
+        "alternating in blocks of 100 calls (1 BLAS thread):",
         "",
-        "| operation | p50 ms, pruned (default) | p50 ms, graph terms on every product |",
+        "| operation | p50 ms, pruned (default) | p50 ms, every product scored |",
         "|---|---:|---:|",
         *[f"| `{name}` | {on:.2f} | {off:.2f} |" for name, on, off in pruning_rows],
         "",

@@ -22,6 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from kg.query.index import concat_ranges
+from kg.query.relative import Dense, RelativeScores, SimilarityBound, to_ratio
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -90,6 +91,11 @@ class ModelScorer:
                 ]
             )
             self.sim_recent, self.sim_decay = terms.n_recent, terms.decay
+            stops = np.cumsum([b.shape[1] for b in blocks])
+            self.sim_blocks = [
+                (int(stop - b.shape[1]), int(stop), float(np.linalg.norm(b, axis=1).max()))
+                for b, stop in zip(blocks, stops, strict=True)
+            ]
 
     def user_vector(self, history: np.ndarray, user_index: int | None = None) -> np.ndarray:
         """``(d,)`` float32: the model's user vector from a history (product indices, oldest
@@ -122,9 +128,15 @@ class ModelScorer:
             history: product indices, oldest first.
             user_index: the user's index in the model (``None`` for a new user).
         """
+        return self.relative_scores(history, user_index).full()
+
+    def relative_scores(self, history: np.ndarray, user_index: int | None = None) -> RelativeScores:
+        """:meth:`relative` for the pruned ranking: with similarity terms, a
+        :class:`~kg.query.relative.SimilarityBound` that computes them only for the products
+        that can reach a threshold; without, every product's ``m``."""
         u = self.user_vector(history, user_index)
         beta = self.blend
-        sims = self._similarity(history)
+        profile = self._profile(history)
         idx, votes = self._votes(history) if beta > 0.0 else _NO_VOTES
         if self._log_blend:
             z = self.vectors @ (u * np.float32(1.0 - beta))
@@ -132,7 +144,11 @@ class ModelScorer:
         else:
             z = self.vectors @ u
             z += self.bias
-        return self._ratio_to_best(z, idx, votes, idx, self.padding32, sims)
+        if profile is None:
+            return Dense(self._ratio_to_best(z, idx, votes, idx, self.padding32, None))
+        base = self._log_base(z, idx, votes, idx, self.padding32)
+        assert self.sim_matrix is not None
+        return SimilarityBound(base, self.sim_matrix, profile, self.sim_blocks)
 
     def _ratio_to_best(
         self,
@@ -158,19 +174,60 @@ class ModelScorer:
             counted: which entries of ``z`` the ``linear`` softmax normaliser sums (all when
                 ``None``); ``outside(max z)`` adds the mass of the products not scored.
         """
-        beta = self.blend
-        linear = beta > 0.0 and not self._log_blend
+        if sims is not None:
+            base = self._log_base(z, idx, votes, at, padding32, counted, outside)
+            base += sims
+            return to_ratio(base)
+        if self.blend > 0.0 and not self._log_blend:
+            e = self._mixture(z, idx, votes, at, padding32, counted, outside)
+            e *= np.float32(1.0 / float(e.max()))
+            return e
         if self._log_blend:
-            z[at] += (beta * (np.log(self.padding[idx] + votes) - self.log_padding[idx])).astype(
-                np.float32
-            )
-        if sims is not None and not linear:
-            z += sims
+            self._add_votes(z, idx, votes, at)
+        return to_ratio(z)
+
+    def _log_base(
+        self,
+        z: np.ndarray,
+        idx: np.ndarray,
+        votes: np.ndarray,
+        at: np.ndarray,
+        padding32: np.ndarray,
+        counted: np.ndarray | None = None,
+        outside: Callable[[float], float] | None = None,
+    ) -> np.ndarray:
+        """The log scores the similarity terms are added to (``z`` overwritten): the logits
+        with the ``log`` blend's votes, or the log of the ``linear`` blend's mixture."""
+        if self.blend > 0.0 and not self._log_blend:
+            e = self._mixture(z, idx, votes, at, padding32, counted, outside)
+            return np.log(e, out=e)
+        if self._log_blend:
+            self._add_votes(z, idx, votes, at)
+        return z
+
+    def _add_votes(self, z: np.ndarray, idx: np.ndarray, votes: np.ndarray, at: np.ndarray) -> None:
+        """The ``log`` blend's co-occurrence votes, added to the logits at ``at``."""
+        beta = self.blend
+        z[at] += (beta * (np.log(self.padding[idx] + votes) - self.log_padding[idx])).astype(
+            np.float32
+        )
+
+    def _mixture(
+        self,
+        z: np.ndarray,
+        idx: np.ndarray,
+        votes: np.ndarray,
+        at: np.ndarray,
+        padding32: np.ndarray,
+        counted: np.ndarray | None,
+        outside: Callable[[float], float] | None,
+    ) -> np.ndarray:
+        """The ``linear`` blend ``(1 - β) p + β q`` times a constant, from the logits ``z``
+        (overwritten)."""
+        beta = self.blend
         top = float(z.max())
         z -= top
         e = np.exp(z, out=z)
-        if not linear:
-            return e
         norm = float((e if counted is None else e[counted]).sum(dtype=np.float64))
         if outside is not None:
             norm += outside(top)
@@ -178,19 +235,7 @@ class ModelScorer:
         scale = beta / (self.padding_sum + float(votes.sum()))
         e += np.float32(scale) * padding32
         e[at] += (scale * votes).astype(np.float32)
-        if sims is not None:  # log(mixture) + terms, back to a ratio to the best
-            e = np.log(e, out=e)
-            e += sims
-            e -= e.max()
-            return np.exp(e, out=e)
-        e *= np.float32(1.0 / float(e.max()))
         return e
-
-    def _similarity(self, history: np.ndarray) -> np.ndarray | None:
-        """``(P,)`` float32 ``Σ_f τ_f · Σ_k γ^k cos(c_f(h_k), c_f(·))`` (:mod:`gnn.similarity`),
-        one matrix-vector product over the stacked reduced vectors; ``None`` without terms."""
-        profile = self._profile(history)
-        return None if profile is None else self.sim_matrix @ profile
 
     def _profile(self, history: np.ndarray) -> np.ndarray | None:
         """The user's similarity profile ``s`` (the similarity terms are ``C s``), or ``None``."""

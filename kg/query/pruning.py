@@ -26,6 +26,7 @@ import numpy as np
 
 from kg.query import _results as results
 from kg.query.index import GraphIndex
+from kg.query.relative import RelativeScores
 from kg.query.scoring import Parts, ScoreWeights, user_scores, weighted_history_terms
 
 __all__ = [
@@ -55,7 +56,7 @@ _TOLERANCE = 1e-5
 def user_totals(
     index: GraphIndex,
     weights: ScoreWeights,
-    m: np.ndarray,
+    m: RelativeScores,
     history: np.ndarray,
     k: int,
     *,
@@ -67,7 +68,8 @@ def user_totals(
     Args:
         index: the graph index.
         weights: the score weights.
-        m: ``(P,)`` float32 ``m(u, ·)`` of every product.
+        m: ``m(u, ·)`` (:mod:`kg.query.relative`): the pruned rounds ask it for the products
+            above a threshold only, the full ranking for every product's.
         history: the user's product indices, oldest first.
         k: results wanted.
         allowed: ``(C + 1,)`` bool categories whose products may be ranked, or ``None``.
@@ -83,7 +85,7 @@ def user_totals(
         found = _pruned(index, weights, m, history, k, allowed, blocked, terms)
         if found is not None:
             return found
-    total, parts = user_scores(index, weights, m, history, allowed=allowed, terms=terms)
+    total, parts = user_scores(index, weights, m.full(), history, allowed=allowed, terms=terms)
     results.leave_out(total, None, blocked)
     return None, total, parts
 
@@ -91,7 +93,7 @@ def user_totals(
 def _pruned(
     index: GraphIndex,
     weights: ScoreWeights,
-    m: np.ndarray,
+    m: RelativeScores,
     history: np.ndarray,
     k: int,
     allowed: np.ndarray | None,
@@ -103,13 +105,15 @@ def _pruned(
     reachable = cp if allowed is None else cp[allowed]
     bound = float(reachable.max(initial=0.0)) + float(ba.max(initial=0.0))
     limit = max(k, int(MAX_FRACTION * m.size))
+    where = None if allowed is None else (lambda p: allowed[np.take(index.leaf, p)])
     theta = FIRST_THRESHOLD
     while True:
-        products = np.flatnonzero(m >= np.float32(theta))
-        if products.size > limit:
+        found = m.above(theta, limit, where)
+        if found is None:
             return None
+        products, above = found
         total, parts = user_scores(
-            index, weights, m[products], history, allowed=allowed, products=products, terms=terms
+            index, weights, above, history, allowed=allowed, products=products, terms=terms
         )
         results.leave_out(total, products, blocked)
         local = results.top_k(total, k)

@@ -248,7 +248,7 @@ class Recommender(RecommenderBase):
 
         def score(n_probe: int) -> tuple[np.ndarray | None, np.ndarray, Parts]:
             if clusters is None:
-                relative = self.scorer.relative(history, m)
+                relative = self.scorer.relative_scores(history, m)
                 return user_totals(
                     self.index, self.weights, relative, history, k, allowed=allowed, blocked=blocked
                 )
