@@ -103,8 +103,9 @@ def pruning_on_off(
 ) -> list[tuple[str, float, float]]:
     """p50 of ``recommend`` and ``cross_category`` with the pruned ranking
     (:mod:`kg.query.pruning` and :mod:`kg.query.relative`, the default) and with every product
-    scored (graph terms, and similarity terms where the model has them), on the same users, the two settings alternating in blocks of 100 calls (so a slower minute of
-    the machine hits both): ``(operation, p50 pruned, p50 every product)``."""
+    scored (graph terms, and similarity terms where the model has them), on the same users,
+    the two settings alternating in blocks of 100 calls (so a slower minute of the machine
+    hits both): ``(operation + label, p50 pruned, p50 every product)``."""
     import kg.query.pruning as pruning
 
     idx = rec.index

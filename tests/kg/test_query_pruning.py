@@ -56,7 +56,8 @@ def test_pruned_ranking_is_the_full_ranking(
         rec.model.blend_mode, rec.model.blend = blend
         rec.model.similarity_weights = {"text": tau}
         rec.scorer = ModelScorer(rec.model)
-        assert isinstance(rec.scorer.relative_scores(rec.index.history(0)), relative.Dense) is False
+        history = rec.index.history(0)
+        assert isinstance(rec.scorer.relative_scores(history), relative.SimilarityBound)
     calls = _queries(rec)
     monkeypatch.setattr(pruning, "PRUNE_ABOVE", 10**9)  # every product scored
     full = _run(calls)
