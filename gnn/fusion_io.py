@@ -116,11 +116,13 @@ def load_fusion(
     model.edge_index = {et: tensors[f"edge_index.{i}"] for i, et in enumerate(edge_types)}
     model.features = tensors.get("features")
     num_nodes = {nt: len(ids) for nt, ids in model.node_ids.items()}
-    model.module = FusionGNN(config, num_nodes, edge_types, int(meta["feature_dim"])).to(dev)
-    model.module.load_state_dict(
-        {k[len("module.") :]: v for k, v in tensors.items() if k.startswith("module.")}
-    )
-    model.module.eval()
+    module = FusionGNN(config, num_nodes, edge_types, int(meta["feature_dim"]), build_layers=False)
+    model.module = module.to(dev)
+    state = {k[len("module.") :]: v for k, v in tensors.items() if k.startswith("module.")}
+    layers = {k: v for k, v in state.items() if k.startswith(("convs.", "norms."))}
+    module.load_state_dict({k: v for k, v in state.items() if k not in layers})
+    module.defer_layers(layers)  # scoring needs no message passing (see gnn.model)
+    module.eval()
     model.product_vectors = tensors["product_vectors"]
     model.user_node_vectors = tensors.get("user_node_vectors")
     n = int(meta["n_items"])

@@ -4,11 +4,14 @@ ablation switches, cold-start histories, features, and exact save/load."""
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from gnn.baselines import ContentRecency, MostPopular, RandomScorer
 from gnn.evaluate import evaluate
@@ -147,10 +150,40 @@ def test_save_load_identical_scores(
     users = split.eval_users("test")
     assert torch.equal(fitted.score(users, split, "test"), loaded.score(users, split, "test"))
     assert loaded.matches(split)
-    # The loaded network recomputes the same vectors from the stored graph and features.
-    assert loaded.module is not None
+    # Its message-passing layers are not built yet (scoring does not need them), but its
+    # weights are whole, and saving it again writes the same tensors.
+    assert loaded.module is not None and fitted.module is not None
+    assert len(loaded.module.convs) == 0 < len(fitted.module.convs)
+    _assert_same_state(loaded.module.state_dict(), fitted.module.state_dict())
+    resaved = load_file(str(loaded.save(tmp_path / "again") / "model.safetensors"))
+    _assert_same_state(resaved, load_file(str(tmp_path / "m" / "model.safetensors")))
+    # The loaded network builds them when run, and recomputes the same vectors from the
+    # stored graph and features.
     loaded._finish()
+    assert len(loaded.module.convs) == len(fitted.module.convs)
+    _assert_same_state(loaded.module.state_dict(), fitted.module.state_dict())
     assert torch.allclose(loaded.product_vectors, fitted.product_vectors, atol=1e-5)
+
+
+def test_loading_for_scoring_does_not_import_pyg(fitted: FusionRecommender, tmp_path: Path) -> None:
+    # importing PyTorch Geometric is most of a CLI query's start-up; scoring does not need it
+    folder = fitted.save(tmp_path / "m")
+    script = (
+        "import sys, numpy as np\n"
+        "from gnn.fusion import FusionRecommender\n"
+        f"m = FusionRecommender.load({str(folder)!r}, device='cpu')\n"
+        "p = m.score_histories([np.array([0, 1])])\n"
+        "print(tuple(p.shape), 'torch_geometric' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split() == ["(1,", f"{fitted.shape[1]})", "False"]
+
+
+def _assert_same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert set(a) == set(b)
+    assert all(torch.equal(a[k], b[k]) for k in b), [k for k in b if not torch.equal(a[k], b[k])]
 
 
 def test_load_refuses_other_models(tmp_path: Path) -> None:
