@@ -284,7 +284,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="products from categories the user has not bought in, with the linking path",
     )
     _user_args(p)
-    p.add_argument("--level", type=int, default=1, help="category tree level (default 1 = top)")
+    p.add_argument(
+        "--level",
+        type=int,
+        help="category tree level, 1 = top (default: the first level with two categories or "
+        "more: 2 for a catalogue under one root category)",
+    )
     _common(p)
     p.set_defaults(func=cmd_cross_category)
 

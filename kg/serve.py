@@ -328,7 +328,15 @@ def create_app(recommender: Recommender) -> FastAPI:
     async def cross_category(
         user_id: UserId,
         k: K = 10,
-        level: Annotated[int, Query(ge=1, le=levels, description="category tree level")] = 1,
+        level: Annotated[
+            int | None,
+            Query(
+                ge=1,
+                le=levels,
+                description="category tree level, 1 = top (default: the first level with two "
+                "categories or more)",
+            ),
+        ] = None,
     ) -> Response:
         """Products from level-`level` categories the user has not bought in, with paths."""
         return listing("cross_category", user_id, rec.cross_category(user_id, k, level=level))

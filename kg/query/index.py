@@ -81,6 +81,14 @@ class GraphIndex:
         return int(self.cat_path.shape[1])
 
     @cached_property
+    def branching_level(self) -> int:
+        """The shallowest tree level with at least two categories (1 when none has): a
+        catalogue under one root category (``Industrial & Scientific > ...``) branches at 2."""
+        per_level = np.bincount(self.cat_depth[: self.n_categories], minlength=self.max_depth + 1)
+        wide = np.flatnonzero(per_level[1:] >= 2)
+        return int(wide[0]) + 1 if wide.size else 1
+
+    @cached_property
     def product_index(self) -> dict[str, int]:
         """Product id -> product index."""
         return {p: i for i, p in enumerate(self.product_ids)}

@@ -125,7 +125,12 @@ class Recommender(RecommenderBase):
         return results.build(self, top, scores, parts, "recommend", user_id, paths)
 
     def cross_category(
-        self, user: UserRef, k: int = 10, *, level: int = 1, exclude: Iterable[str] = ()
+        self,
+        user: UserRef,
+        k: int = 10,
+        *,
+        level: int | None = None,
+        exclude: Iterable[str] = (),
     ) -> list[Recommendation]:
         """Personalised products from level-``level`` categories the user has no item in.
 
@@ -135,7 +140,10 @@ class Recommender(RecommenderBase):
         Args:
             user: a user id, or a list of product ids (a new user).
             k: most results, ``1 <= k <= n_products``.
-            level: the tree level compared (1 = top-level departments).
+            level: the tree level compared (1 = top-level departments). ``None``: the
+                shallowest level with two categories or more (``index.branching_level``), so
+                a catalogue under one root category compares its departments at level 2 (at
+                level 1 every user has bought in the root).
             exclude: product ids to leave out.
 
         Raises:
@@ -144,6 +152,8 @@ class Recommender(RecommenderBase):
         history, user_id = self._history(user)
         self._check_k(k)
         ix = self.index
+        if level is None:
+            level = ix.branching_level
         ancestor = ix.ancestor_at(level)
         # a flag per category instead of np.isin: about 60 µs less per query
         taken = np.zeros(ix.n_categories + 1, bool)

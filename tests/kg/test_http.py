@@ -118,6 +118,9 @@ def test_cross_category_and_explain(client: TestClient, rec: Recommender) -> Non
     assert r.status_code == 200
     items = r.json()["items"]
     assert items == [x.to_dict() for x in rec.cross_category("u1", k=3, level=2)]
+    # without a level: the tree's first level with two categories or more (1 here)
+    r = client.get("/users/u1/cross-category", params={"k": 3})
+    assert r.json()["items"] == [x.to_dict() for x in rec.cross_category("u1", k=3, level=1)]
     product = items[0]["product_id"]
     r = client.get(f"/users/u1/explain/{product}", params={"max_paths": 2})
     assert r.status_code == 200

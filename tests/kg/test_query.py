@@ -6,6 +6,7 @@ import dataclasses
 import json
 
 import numpy as np
+import pyarrow as pa
 import pytest
 import torch
 
@@ -259,6 +260,43 @@ def test_cross_category_leaves_the_users_categories(
                 assert r.path.nodes[1].id in histories[user]
                 checked += 1
     assert checked >= 10  # paths are there for most results
+
+
+def test_cross_category_default_level_under_one_root(
+    run: TinyRun, tables: GraphTables, histories: dict[str, list[str]], leaf_of: dict[str, str]
+) -> None:
+    # The tiny shop's tree has several top-level categories: the default level is 1.
+    default = Recommender.load(run.run, tables)
+    assert default.index.branching_level == 1
+    assert [r.product_id for r in default.cross_category("u3", k=10)] == [
+        r.product_id for r in default.cross_category("u3", k=10, level=1)
+    ]
+    # The same catalogue under one root (as Amazon's "Industrial & Scientific > ..."): at
+    # level 1 every user has bought in the root, so the default compares level 2.
+    tops = sorted({_levels(c)[0] for c in leaf_of.values()})
+    cats = tables.categories.to_pydict()
+    cats = {"id": ["All", *cats["id"]], "name": ["All", *cats["name"]],
+            "level": [1] + [level + 1 for level in cats["level"]]}  # fmt: skip
+    up = pa.table(
+        {"child_id": tops, "parent_id": ["All"] * len(tops)}, schema=tables.subcategory_of.schema
+    )
+    rooted = dataclasses.replace(
+        tables,
+        categories=pa.table(cats, schema=tables.categories.schema),
+        subcategory_of=pa.concat_tables([tables.subcategory_of, up]),
+    )
+    rec = Recommender.load(run.run, rooted)
+    assert rec.index.branching_level == 2
+    assert rec.cross_category("u3", k=10, level=1) == []
+    results = rec.cross_category("u3", k=10)
+    _check_ranking(results, 10)
+    assert [r.product_id for r in results] == [
+        r.product_id for r in rec.cross_category("u3", k=10, level=2)
+    ]
+    mine = {_levels(leaf_of[p])[0] for p in histories["u3"]}
+    for r in results:
+        assert _levels(leaf_of[r.product_id])[0] not in mine
+        assert r.reason.startswith("new to you at level 2")
 
 
 def test_cross_category_bad_level(rec: Recommender) -> None:
