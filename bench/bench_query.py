@@ -15,7 +15,8 @@
 3. HTTP API: ``kgrec serve`` in a subprocess on loopback; ``--clients`` concurrent clients
    (one asyncio process, keep-alive connections) call the three ranking endpoints; p50/p99
    and requests/s; then ``/health`` alone, and the ranking endpoints of
-   ``kgrec serve --approximate``.
+   ``kgrec serve --approximate``; and start-up: ``kgrec serve`` from launch to its first
+   answer, and one-shot ``kgrec related`` calls (a new process each).
 4. Neo4j: loads the shop into a fresh local Neo4j, writes the fused vectors
    (``product_fused`` index) and times ``db.index.vector.queryNodes`` (k = 10).
 
@@ -208,13 +209,15 @@ def http_api(
     seconds: float,
     workers: int,
     extra: tuple[str, ...] = (),
-) -> list[tuple[str, float, float, float, int, Any]]:
+) -> list[tuple[str, float, float, float, int, Any, float]]:
     """``kgrec serve --workers`` on loopback under ``clients`` concurrent clients: the three
     ranking endpoints cycled, and ``/health`` alone (the HTTP stack's own ceiling). ``extra``:
     more ``kgrec serve`` arguments; with any, only the ranking endpoints are timed. Each row
-    ends with the BLAS threads per worker that ``/health`` reports."""
+    ends with the BLAS threads per worker that ``/health`` reports and the seconds from the
+    launch of ``kgrec serve`` to its first answer."""
     port = _free_port()
     env = dict(os.environ)  # kgrec serve sets each worker's BLAS threads itself
+    launched = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "kg", "serve", "--model", str(model_dir), "--tables",
          str(tables_dir), "--port", str(port), "--log-level", "warning",
@@ -223,6 +226,7 @@ def http_api(
     )  # fmt: skip
     try:
         threads = _wait_http(port, proc)
+        start_s = time.perf_counter() - launched
         idx = rec.index
         rng = np.random.default_rng(1)
         active = np.flatnonzero(np.diff(idx.hist_indptr) > 0)
@@ -247,7 +251,7 @@ def http_api(
             rps = len(latencies) / wall
             print(f"http {name}, {clients} clients, {workers} workers: p50 {p50:.1f} ms, "
                   f"p99 {p99:.1f} ms, {rps:.0f} req/s, {errors} non-200", flush=True)  # fmt: skip
-            rows.append((name, p50, p99, rps, errors, threads))
+            rows.append((name, p50, p99, rps, errors, threads, start_s))
         return rows
     finally:
         proc.terminate()
@@ -290,6 +294,21 @@ def scan_floor(rec: Any, calls: int) -> tuple[float, float]:
     return _pct(samples)
 
 
+def cli_seconds(model_dir: Path, tables_dir: Path, product: str, runs: int = 3) -> list[float]:
+    """Wall seconds of ``runs`` one-shot ``kgrec related`` calls, each a new process: imports,
+    tables, model and index, then one query."""
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "kg", "related", product, "-k", "10", "--model",
+             str(model_dir), "--tables", str(tables_dir)],
+            check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        out.append(time.perf_counter() - t0)
+    return out
+
+
 def _free_port() -> int:
     from kg.neo4j.server import free_port
 
@@ -310,7 +329,7 @@ def _wait_http(port: int, proc: subprocess.Popen[str]) -> Any:
                 return json.loads(resp.read())["blas_threads"]
         except OSError:
             pass
-        time.sleep(0.5)  # polling the server's readiness, not waiting out a fixed delay
+        time.sleep(0.1)  # polling the server's readiness, not waiting out a fixed delay
     raise RuntimeError("kgrec serve did not become ready")
 
 
@@ -436,6 +455,7 @@ def main() -> int:
             work / "model", work / "tables", rec, args.clients, args.http_seconds, args.workers,
             ("--approximate", "--n-probe", str(args.n_probe)),
         )  # fmt: skip
+        cli_s = cli_seconds(work / "model", work / "tables", rec.index.product_ids[0])
         vec = None if args.no_neo4j else neo4j_vector(tables, rec, args.vector_calls)
     mixed = http_rows[0]
     lines = [
@@ -504,7 +524,7 @@ def main() -> int:
         "|---|---:|---:|---:|---:|",
         *[
             f"| {n} | {p50:.1f} | {p99:.1f} | {rps:.0f} | {err} |"
-            for n, p50, p99, rps, err, _ in http_rows
+            for n, p50, p99, rps, err, *_ in http_rows
         ],
         "",
         f"In a closed loop, latency = clients / throughput (Little's law): {args.clients} / "
@@ -512,6 +532,12 @@ def main() -> int:
         f"15 ms with {args.clients} clients needs {args.clients / 0.015:,.0f} requests/s; the "
         "`/health` row is what the HTTP stack alone (uvicorn, FastAPI) does on this machine, "
         "with the load generator on the same 2 cores.",
+        "",
+        f"Start-up, each a new process (imports, tables, model, index): `kgrec serve --workers "
+        f"{args.workers}` answered its first request {mixed[6]:.1f} s after launch, "
+        f"`kgrec serve --approximate` (k-means clusters too) {http_rows[-1][6]:.1f} s (one "
+        f"launch each); a one-shot `kgrec related` took "
+        f"{', '.join(f'{x:.1f}' for x in cli_s)} s ({len(cli_s)} runs).",
     ]
     if vec is not None:
         lines += [
