@@ -140,17 +140,15 @@ def with_similarity_terms(rec: Any, dim: int = 64) -> Any:
     product features serves them (``gnn.similarity``). The vectors are random unit vectors: how
     many products need the terms (``kg.query.relative``) depends on them, so a real catalogue's
     may need more."""
-    import torch
-
-    from gnn.similarity import SimilarityTerms
     from kg.query.model_scores import ModelScorer
 
     rng = np.random.default_rng(3)
     vectors = {}
     for name in ("kge", "text"):
         v = rng.normal(size=(rec.index.n_products, dim)).astype(np.float32)
-        vectors[name] = torch.as_tensor(v / np.linalg.norm(v, axis=1, keepdims=True))
-    rec.model.similarity = SimilarityTerms(vectors, n_recent=3, decay=0.5)
+        vectors[name] = v / np.linalg.norm(v, axis=1, keepdims=True)
+    rec.model.similarity = vectors
+    rec.model.similarity_recent, rec.model.similarity_decay = 3, 0.5
     rec.model.similarity_weights = {"kge": 0.5, "text": 1.0}
     rec.scorer = ModelScorer(rec.model)
     return rec

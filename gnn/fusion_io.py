@@ -4,33 +4,36 @@ weights, the product (and user node) vectors, the graph's edge indices, the prod
 the reduced vectors of the similarity terms, the co-occurrence matrix as CSR arrays and the
 item popularity, so a loaded model scores and
 recomputes its vectors without tables or retraining.
+
+:class:`FusionArrays` reads what scoring needs as numpy arrays, without importing PyTorch
+(the query layer runs in numpy; importing torch took about 4 s of a one-shot ``kgrec``
+query on this project's 2-core machine). This module imports torch only inside the functions
+that need it.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
-import torch
-
-from gnn.device import device as resolve_device
-from gnn.model import FusionConfig, FusionGNN
-from gnn.similarity import SimilarityTerms
 
 if TYPE_CHECKING:
     from gnn.fusion import FusionRecommender
 
-__all__ = ["FORMAT_VERSION", "load_fusion", "save_fusion"]
+__all__ = ["FORMAT_VERSION", "FusionArrays", "load_fusion", "save_fusion"]
 
 FORMAT_VERSION = 1
+#: ``FusionRecommender.name``, the ``"model"`` entry of its ``config.json``.
+MODEL_NAME = "fusion"
 
 
 def save_fusion(model: FusionRecommender, folder: str | Path) -> Path:
     """Write ``config.json``, ``model.safetensors`` and ``id_maps.json`` to ``folder``."""
+    import torch
     from safetensors.torch import save_file
 
     from kg.versions import library_versions
@@ -91,12 +94,12 @@ def load_fusion(
     """
     from safetensors.torch import load_file
 
-    from gnn.model_files import read_model_config
+    from gnn.device import device as resolve_device
+    from gnn.model import FusionConfig, FusionGNN
+    from gnn.similarity import SimilarityTerms
 
     folder = Path(folder)
-    meta = read_model_config(
-        folder, model=cls.name, format_version=FORMAT_VERSION, reader="FusionRecommender"
-    )
+    meta = _read_config(folder, "FusionRecommender")
     known = {f.name for f in fields(FusionConfig)}
     config = FusionConfig(**{k: v for k, v in meta["config"].items() if k in known})
     if device is not None:
@@ -152,3 +155,127 @@ def load_fusion(
     model.ids_sha256 = meta["ids_sha256"]
     model.fit_info = meta.get("fit", {})
     return model
+
+
+def _read_config(folder: Path, reader: str) -> dict[str, Any]:
+    from gnn.model_files import read_model_config
+
+    return read_model_config(folder, model=MODEL_NAME, format_version=FORMAT_VERSION, reader=reader)
+
+
+@dataclass(eq=False)
+class FusionArrays:
+    """What scoring a fusion model needs, as numpy arrays (see the module docstring): the
+    inputs of :class:`~kg.query.model_scores.ModelScorer` and the query layer.
+
+    Attributes:
+        node_ids: ``{node_type: [id, ...]}`` (the id maps).
+        product_vectors: ``(P, d)`` float32 output vectors of the products.
+        item_bias: ``(P,)`` float32 item bias of the score.
+        position_logits: ``(history_len,)`` float32 history position weights (before softmax).
+        history_proj_weight, history_proj_bias: ``(d, d)``, ``(d,)`` float32 history projection.
+        user_node_vectors: ``(n_users, d)`` float32 user node outputs, or ``None``.
+        cooc: ``(P, P)`` CSR co-occurrence counts of the blend.
+        popularity: ``(P,)`` float64 item popularity.
+        cooc_config: the co-occurrence settings (``n_recent``, ``recency_decay``...).
+        blend, blend_mode: the co-occurrence blend weight and mode (``linear`` or ``log``).
+        similarity: ``{feature: (P, s) float32}`` reduced vectors of the similarity terms.
+        similarity_weights: ``{feature: τ}``.
+        similarity_recent, similarity_decay: history items the terms read, and their decay.
+        history_len: history items the user vector pools.
+        features: ``(P, f)`` float32 product features the model was given, or ``None``.
+        feature_info: how the features were made (``config.json`` ``features``).
+    """
+
+    node_ids: dict[str, list[str]]
+    product_vectors: np.ndarray
+    item_bias: np.ndarray
+    position_logits: np.ndarray
+    history_proj_weight: np.ndarray
+    history_proj_bias: np.ndarray
+    user_node_vectors: np.ndarray | None
+    cooc: sp.csr_matrix
+    popularity: np.ndarray
+    cooc_config: dict[str, Any]
+    blend: float
+    blend_mode: str
+    similarity: dict[str, np.ndarray]
+    similarity_weights: dict[str, float]
+    similarity_recent: int
+    similarity_decay: float
+    history_len: int
+    features: np.ndarray | None
+    feature_info: dict[str, Any] | None
+
+    @classmethod
+    def load(cls, folder: str | Path) -> FusionArrays:
+        """Read a model written by :func:`save_fusion` (numpy only: no torch import).
+
+        Raises:
+            ValueError: the folder holds another model or format version.
+        """
+        from safetensors.numpy import load_file
+
+        folder = Path(folder)
+        meta = _read_config(folder, "FusionArrays")
+        t = load_file(str(folder / "model.safetensors"))
+        n = int(meta["n_items"])
+        config = meta["config"]
+        return cls(
+            node_ids=json.loads((folder / "id_maps.json").read_text()),
+            product_vectors=t["product_vectors"],
+            item_bias=t["module.item_bias"],
+            position_logits=t["module.position_logits"],
+            history_proj_weight=t["module.history_proj.weight"],
+            history_proj_bias=t["module.history_proj.bias"],
+            user_node_vectors=t.get("user_node_vectors"),
+            cooc=sp.csr_matrix((t["cooc.data"], t["cooc.indices"], t["cooc.indptr"]), (n, n)),
+            popularity=t["popularity"],
+            cooc_config=meta["cooccurrence"],
+            blend=float(meta["blend"]),
+            blend_mode=str(meta.get("blend_mode", "linear")),
+            similarity={
+                k[len("similarity.") :]: v for k, v in t.items() if k.startswith("similarity.")
+            },
+            similarity_weights={
+                str(k): float(v) for k, v in meta.get("similarity_weights", {}).items()
+            },
+            similarity_recent=int(config.get("similarity_recent", 3)),
+            similarity_decay=float(config.get("similarity_decay", 0.5)),
+            history_len=int(config["history_len"]),
+            features=t.get("features"),
+            feature_info=meta.get("features"),
+        )
+
+    @classmethod
+    def of(cls, model: FusionRecommender) -> FusionArrays:
+        """The arrays of a fitted or loaded model in memory (copied to the CPU)."""
+        if model.module is None or model.product_vectors is None or model.cooc is None:
+            raise ValueError("FusionArrays needs a fitted or loaded FusionRecommender")
+        assert model.popularity is not None
+
+        def numpy(x: Any) -> Any:
+            return None if x is None else x.detach().cpu().numpy()
+
+        module, terms = model.module, model.similarity
+        return cls(
+            node_ids=model.node_ids,
+            product_vectors=numpy(model.product_vectors),
+            item_bias=numpy(module.item_bias),
+            position_logits=numpy(module.position_logits),
+            history_proj_weight=numpy(module.history_proj.weight),
+            history_proj_bias=numpy(module.history_proj.bias),
+            user_node_vectors=numpy(model.user_node_vectors),
+            cooc=sp.csr_matrix(model.cooc),
+            popularity=np.asarray(model.popularity),
+            cooc_config=dict(model.cooc_config),
+            blend=float(model.blend),
+            blend_mode=str(getattr(model, "blend_mode", "linear")),
+            similarity={} if terms is None else {k: numpy(v) for k, v in terms.vectors.items()},
+            similarity_weights=dict(model.similarity_weights),
+            similarity_recent=3 if terms is None else terms.n_recent,
+            similarity_decay=0.5 if terms is None else terms.decay,
+            history_len=int(model.config.history_len),
+            features=numpy(model.features),
+            feature_info=model.feature_info,
+        )

@@ -27,16 +27,13 @@ def _recommender(args: argparse.Namespace) -> Recommender:
             raise _fail("--n-probe and --n-lists must be >= 1")
         approximate = ApproximateSearch(n_lists=args.n_lists, n_probe=args.n_probe)
     if args.tables is not None:
-        return Recommender.load(
-            args.model, args.tables, device=args.device, approximate=approximate
-        )
+        return Recommender.load(args.model, args.tables, approximate=approximate)
     from kg.cli import resolve_settings
 
     settings = resolve_settings(argparse.Namespace(home=args.home, port=args.neo4j_port))
     return Recommender.load(
         args.model,
         neo4j=settings,
-        device=args.device,
         show_progress=not args.no_progress,
         approximate=approximate,
     )
@@ -153,8 +150,6 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import torch
-
     from kg.serve import create_app
     from kg.serve_run import run_server
 
@@ -162,7 +157,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise _fail(f"--workers must be >= 1, got {args.workers}")
     if args.blas_threads is not None and args.blas_threads < 1:
         raise _fail(f"--blas-threads must be >= 1, got {args.blas_threads}")
-    torch.set_num_threads(1)  # one request, one core: the server's threads share the machine
     blas = args.blas_threads if args.blas_threads is not None else _auto_blas(args.workers)
     with _one_line_errors():
         rec = _recommender(args)
@@ -230,7 +224,6 @@ def _common(p: argparse.ArgumentParser, *, k_help: str = "number of results (def
 
 
 def _source(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="cpu", help="torch device of the model (default cpu)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--home", help="local Neo4j home (when reading the graph from Neo4j)")
     p.add_argument(

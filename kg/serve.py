@@ -200,6 +200,16 @@ class _EncodedIdRoute(APIRoute):
         return match, child
 
 
+def _one_torch_thread() -> None:
+    """One torch thread in this worker, set when a new product's text is first encoded (the
+    only endpoint that runs torch): the workers share the cores, and the rest of the server
+    does not import torch at all."""
+    import torch
+
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+
+
 def create_app(recommender: Recommender) -> FastAPI:
     """The FastAPI application serving ``recommender`` (see the module docstring).
 
@@ -314,6 +324,7 @@ def create_app(recommender: Recommender) -> FastAPI:
     def related_to_new_product(product: NewProductModel) -> Response:
         """Products related to a new product given by its title, description, category and
         brand (cold start: not in the graph, no retraining)."""
+        _one_torch_thread()
         out = rec.related_to_new_product(
             product.title,
             product.description,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from gnn.fusion_io import FusionArrays
 from kg.query.candidates import ApproximateSearch, ClusterIndex
 from kg.query.cold_start import NewProductEncoder
 from kg.query.index import build_index
@@ -37,7 +38,10 @@ class RecommenderBase:
     """A loaded fusion model with its graph indexed for queries (see :class:`~kg.query.Recommender`).
 
     Args:
-        model: a fitted or loaded :class:`~gnn.fusion.FusionRecommender`.
+        model: the model: its arrays (:class:`~gnn.fusion_io.FusionArrays`, what
+            :meth:`load` reads, without PyTorch), or a fitted or loaded
+            :class:`~gnn.fusion.FusionRecommender` (copied to numpy; :attr:`model` holds the
+            arrays either way).
         tables: the graph; its products must be the model's products.
         weights: score weights (default :class:`ScoreWeights`).
         text_model: BERT folder for new products (default: the model's text encoder).
@@ -53,7 +57,7 @@ class RecommenderBase:
 
     def __init__(
         self,
-        model: FusionRecommender,
+        model: FusionArrays | FusionRecommender,
         tables: GraphTables,
         *,
         weights: ScoreWeights | None = None,
@@ -62,8 +66,8 @@ class RecommenderBase:
         explain_history: int = 50,
         approximate: ApproximateSearch | None = None,
     ) -> None:
-        if model.product_vectors is None or model.cooc is None:
-            raise ValueError("Recommender needs a fitted or loaded FusionRecommender")
+        if not isinstance(model, FusionArrays):
+            model = FusionArrays.of(model)
         self.model = model
         self.weights = weights or ScoreWeights()
         self.index = build_index(tables, model.node_ids["product"])
@@ -72,7 +76,7 @@ class RecommenderBase:
             getattr(self.index, lookup)  # built now, not by the first query
         self.index.products_of_brand(0)
         self.index.products_of_leaf(0)
-        raw = model.product_vectors.detach().cpu().numpy().astype(np.float32)
+        raw = model.product_vectors.astype(np.float32)
         norms = np.linalg.norm(raw, axis=1, keepdims=True)
         self.vectors = np.ascontiguousarray(np.divide(raw, norms, where=norms > 0, out=raw))
         self.cooc = CoocIndex(model.cooc)
@@ -86,13 +90,12 @@ class RecommenderBase:
             self.user_clusters = ClusterIndex(self.scorer.augmented(), approximate)
             self.product_clusters = ClusterIndex(self.vectors, approximate)
         self._model_users = {u: i for i, u in enumerate(model.node_ids.get("user", []))}
-        features = None if model.features is None else model.features.cpu().numpy()
         self.new_products = NewProductEncoder(
             self.index,
             self.vectors,
             tables,
             feature_info=model.feature_info,
-            features=features,
+            features=model.features,
             text_model=text_model,
             text_cache=text_cache,
         )
@@ -104,21 +107,20 @@ class RecommenderBase:
         tables: GraphTables | str | Path | None = None,
         *,
         neo4j: Neo4jSettings | None = None,
-        device: str = "cpu",
         weights: ScoreWeights | None = None,
         text_model: str | Path | None = None,
         text_cache: str | Path | None = None,
         show_progress: bool = False,
         approximate: ApproximateSearch | None = None,
     ) -> Self:
-        """Load a fusion run folder and its graph.
+        """Load a fusion run folder (:class:`~gnn.fusion_io.FusionArrays`: numpy only, no
+        PyTorch import) and its graph.
 
         Args:
             run_folder: what ``kgrec train`` wrote (``config.json``, ``model.safetensors``...).
             tables: the graph, or a folder of saved tables; ``None`` with ``neo4j`` given
                 exports it from that Neo4j.
             neo4j: where to export the graph from when ``tables`` is ``None``.
-            device: torch device of the model.
             weights, text_model, text_cache, approximate: see :class:`Recommender`.
             show_progress: progress bars of the Neo4j export.
 
@@ -126,7 +128,6 @@ class RecommenderBase:
             ValueError: neither tables nor Neo4j settings given, or other products than the
                 model's.
         """
-        from gnn.fusion import FusionRecommender
         from ingest.tables import GraphTables
 
         if tables is None:
@@ -139,7 +140,7 @@ class RecommenderBase:
                 tables = export_graph(driver, database=neo4j.database, show_progress=show_progress)
         elif not isinstance(tables, GraphTables):
             tables = GraphTables.load(tables)
-        model = FusionRecommender.load(run_folder, device=device)
+        model = FusionArrays.load(run_folder)
         return cls(
             model,
             tables,

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
+from gnn.fusion_io import FusionArrays
 from kg.query.index import concat_ranges
 from kg.query.relative import Dense, RelativeScores, SimilarityBound, to_ratio
 
@@ -40,17 +41,16 @@ class ModelScorer:
     """One user's blended product distribution from a :class:`~gnn.fusion.FusionRecommender`.
 
     Args:
-        model: a fitted or loaded fusion model.
+        model: the model's arrays (:class:`~gnn.fusion_io.FusionArrays`), or a fitted or
+            loaded fusion model.
     """
 
-    def __init__(self, model: FusionRecommender) -> None:
-        if model.module is None or model.product_vectors is None or model.cooc is None:
-            raise ValueError("ModelScorer needs a fitted or loaded FusionRecommender")
+    def __init__(self, model: FusionArrays | FusionRecommender) -> None:
+        if not isinstance(model, FusionArrays):
+            model = FusionArrays.of(model)
         self.model = model
-        self.vectors = np.ascontiguousarray(
-            model.product_vectors.detach().cpu().numpy(), np.float32
-        )
-        self.bias = model.module.item_bias.detach().cpu().numpy().astype(np.float32)
+        self.vectors = np.ascontiguousarray(model.product_vectors, np.float32)
+        self.bias = model.item_bias.astype(np.float32)
         cooc = sp.csr_matrix(model.cooc)
         cooc.sort_indices()
         self.cooc = cooc
@@ -71,18 +71,16 @@ class ModelScorer:
         self.log_offset = (
             (1.0 - self.blend) * self.bias.astype(np.float64) + self.blend * self.log_padding
         ).astype(np.float32)
-        module = model.module
-        self.history_len = int(model.config.history_len)
-        self.position_logits = module.position_logits.detach().cpu().numpy().astype(np.float64)
-        self.proj_weight = module.history_proj.weight.detach().cpu().numpy().astype(np.float32)
-        self.proj_bias = module.history_proj.bias.detach().cpu().numpy().astype(np.float32)
-        nodes = model.user_node_vectors
-        self.user_nodes = None if nodes is None else nodes.detach().cpu().numpy()
+        self.history_len = model.history_len
+        self.position_logits = model.position_logits.astype(np.float64)
+        self.proj_weight = model.history_proj_weight.astype(np.float32)
+        self.proj_bias = model.history_proj_bias.astype(np.float32)
+        self.user_nodes = model.user_node_vectors
         self.sim_matrix: np.ndarray | None = None
         terms, weights = model.similarity, model.similarity_weights
-        used = [n for n in sorted(weights) if weights[n]] if terms is not None else []
-        if terms is not None and used:
-            blocks = [terms.vectors[n].detach().cpu().numpy().astype(np.float32) for n in used]
+        used = [n for n in sorted(weights) if weights[n]] if terms else []
+        if used:
+            blocks = [terms[n].astype(np.float32) for n in used]
             self.sim_matrix = np.ascontiguousarray(np.hstack(blocks))
             self.sim_scale = np.concatenate(
                 [
@@ -90,7 +88,7 @@ class ModelScorer:
                     for n, b in zip(used, blocks, strict=True)
                 ]
             )
-            self.sim_recent, self.sim_decay = terms.n_recent, terms.decay
+            self.sim_recent, self.sim_decay = model.similarity_recent, model.similarity_decay
             stops = np.cumsum([b.shape[1] for b in blocks])
             self.sim_blocks = [
                 (int(stop - b.shape[1]), int(stop), float(np.linalg.norm(b, axis=1).max()))

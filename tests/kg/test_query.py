@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pyarrow as pa
 import pytest
-import torch
 
+from gnn.fusion import FusionRecommender
 from ingest.tables import GraphTables
 from kg.query import GraphPath, Recommendation, Recommender, ScoreWeights, UnknownIdError
 from tests.kg.query_helpers import TinyRun
@@ -89,7 +89,7 @@ def test_related_contract_and_formula(
     # Recompute the score from the model's vectors, its co-occurrence and the raw tables.
     model = rec.model
     ids = model.node_ids["product"]
-    v = torch.nn.functional.normalize(model.product_vectors, dim=1).numpy()
+    v = model.product_vectors / np.linalg.norm(model.product_vectors, axis=1, keepdims=True)
     cooc = model.cooc.toarray()
     i = ids.index("p0")
     w = rec.weights
@@ -181,11 +181,13 @@ def test_recommend_excludes_history_and_extra(
 def test_recommend_without_graph_terms_is_the_model_ranking(
     run: TinyRun, tables: GraphTables, rec: Recommender, histories: dict[str, list[str]]
 ) -> None:
-    plain = Recommender(rec.model, tables, weights=ScoreWeights(brand=0.0, category=0.0))
-    ids = rec.model.node_ids["product"]
+    # the torch model's own scores are the source of truth
+    model = FusionRecommender.load(run.run, device="cpu")
+    plain = Recommender(model, tables, weights=ScoreWeights(brand=0.0, category=0.0))
+    ids = model.node_ids["product"]
     for user in ("u0", "u9"):
         history = np.array([ids.index(p) for p in histories[user]])
-        probs = rec.model.score_histories([history])[0].numpy()
+        probs = model.score_histories([history])[0].numpy()
         unseen = probs.copy()
         unseen[history] = -np.inf
         expected = [ids[j] for j in np.argsort(-unseen, kind="stable")[:10]]
@@ -220,7 +222,7 @@ def test_recommend_category_filter(rec: Recommender, leaf_of: dict[str, str]) ->
 
 
 def test_cold_start_user_is_a_history(rec: Recommender, histories: dict[str, list[str]]) -> None:
-    assert not rec.model.config.user_node  # then a history says all about a user
+    assert rec.model.user_node_vectors is None  # then a history says all about a user
     known = rec.recommend("u4", k=10)
     new = rec.recommend(histories["u4"], k=10)
     assert [r.product_id for r in new] == [r.product_id for r in known]
