@@ -40,6 +40,7 @@ from gnn.device import device as resolve_device
 from gnn.device import seed_everything
 from gnn.early_stopping import EarlyStopping, validation_users
 from gnn.fusion_blend import FinalWeights, choose_weights, final_log_scores
+from gnn.fusion_io import MODEL_NAME
 from gnn.model import FusionConfig, FusionGNN
 from gnn.similarity import SimilarityTerms, reduce_features
 from gnn.splits import EvalOn, Split
@@ -71,7 +72,7 @@ class FusionRecommender:
         examples_per_user: most training examples per user and epoch (``None``: all).
     """
 
-    name = "fusion"
+    name = MODEL_NAME
 
     def __init__(
         self,

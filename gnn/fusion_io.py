@@ -24,7 +24,7 @@ import scipy.sparse as sp
 if TYPE_CHECKING:
     from gnn.fusion import FusionRecommender
 
-__all__ = ["FORMAT_VERSION", "FusionArrays", "load_fusion", "save_fusion"]
+__all__ = ["FORMAT_VERSION", "MODEL_NAME", "FusionArrays", "load_fusion", "save_fusion"]
 
 FORMAT_VERSION = 1
 #: ``FusionRecommender.name``, the ``"model"`` entry of its ``config.json``.
@@ -240,6 +240,7 @@ class FusionArrays:
             similarity_weights={
                 str(k): float(v) for k, v in meta.get("similarity_weights", {}).items()
             },
+            # FusionConfig's defaults, for a config saved before the terms existed
             similarity_recent=int(config.get("similarity_recent", 3)),
             similarity_decay=float(config.get("similarity_decay", 0.5)),
             history_len=int(config["history_len"]),
@@ -273,8 +274,8 @@ class FusionArrays:
             blend_mode=str(getattr(model, "blend_mode", "linear")),
             similarity={} if terms is None else {k: numpy(v) for k, v in terms.vectors.items()},
             similarity_weights=dict(model.similarity_weights),
-            similarity_recent=3 if terms is None else terms.n_recent,
-            similarity_decay=0.5 if terms is None else terms.decay,
+            similarity_recent=model.config.similarity_recent if terms is None else terms.n_recent,
+            similarity_decay=model.config.similarity_decay if terms is None else terms.decay,
             history_len=int(model.config.history_len),
             features=numpy(model.features),
             feature_info=model.feature_info,
