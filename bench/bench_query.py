@@ -214,14 +214,8 @@ def http_api(
     ends with the BLAS threads per worker that ``/health`` reports and the seconds from the
     launch of ``kgrec serve`` to its first answer."""
     port = _free_port()
-    env = dict(os.environ)  # kgrec serve sets each worker's BLAS threads itself
     launched = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kg", "serve", "--model", str(model_dir), "--tables",
-         str(tables_dir), "--port", str(port), "--log-level", "warning",
-         "--workers", str(workers), *extra],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+    proc = _serve(model_dir, tables_dir, port, workers, extra)
     try:
         threads = _wait_http(port, proc)
         start_s = time.perf_counter() - launched
@@ -290,6 +284,33 @@ def scan_floor(rec: Any, calls: int) -> tuple[float, float]:
         if i >= 50:
             samples.append(time.perf_counter() - t0)
     return _pct(samples)
+
+
+def _serve(
+    model_dir: Path, tables_dir: Path, port: int, workers: int, extra: tuple[str, ...]
+) -> subprocess.Popen[str]:
+    """``kgrec serve`` in a subprocess (it sets each worker's BLAS threads itself)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "kg", "serve", "--model", str(model_dir), "--tables",
+         str(tables_dir), "--port", str(port), "--log-level", "warning",
+         "--workers", str(workers), *extra],
+        env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+def serve_start_seconds(
+    model_dir: Path, tables_dir: Path, workers: int, extra: tuple[str, ...]
+) -> float:
+    """Seconds from the launch of ``kgrec serve`` to its first answer."""
+    port = _free_port()
+    launched = time.perf_counter()
+    proc = _serve(model_dir, tables_dir, port, workers, extra)
+    try:
+        _wait_http(port, proc)
+        return time.perf_counter() - launched
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def cli_seconds(model_dir: Path, tables_dir: Path, product: str, runs: int = 3) -> list[float]:
@@ -453,6 +474,9 @@ def main() -> int:
             work / "model", work / "tables", rec, args.clients, args.http_seconds, args.workers,
             ("--approximate", "--n-probe", str(args.n_probe)),
         )  # fmt: skip
+        lazy_s = serve_start_seconds(
+            work / "model", work / "tables", args.workers, ("--lazy-text-encoder",)
+        )
         cli_s = cli_seconds(work / "model", work / "tables", rec.index.product_ids[0])
         vec = None if args.no_neo4j else neo4j_vector(tables, rec, args.vector_calls)
     mixed = http_rows[0]
@@ -532,10 +556,11 @@ def main() -> int:
         "with the load generator on the same 2 cores.",
         "",
         f"Start-up, each a new process (imports, tables, model, index): `kgrec serve --workers "
-        f"{args.workers}` answered its first request {mixed[6]:.1f} s after launch, "
-        f"`kgrec serve --approximate` (k-means clusters too) {http_rows[-1][6]:.1f} s (one "
-        f"launch each); a one-shot `kgrec related` took "
-        f"{', '.join(f'{x:.1f}' for x in cli_s)} s ({len(cli_s)} runs).",
+        f"{args.workers}` answered its first request {mixed[6]:.1f} s after launch (it loads "
+        f"the text encoder of new products first), `kgrec serve --approximate` (k-means "
+        f"clusters too) {http_rows[-1][6]:.1f} s, `kgrec serve --lazy-text-encoder` (no torch "
+        f"until a new product comes) {lazy_s:.1f} s (one launch each); a one-shot `kgrec "
+        f"related` took {', '.join(f'{x:.1f}' for x in cli_s)} s ({len(cli_s)} runs).",
     ]
     if vec is not None:
         lines += [

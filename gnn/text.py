@@ -309,6 +309,10 @@ class TextEncoder:
             pooled = _l2_normalize(pooled)
         return pooled.float().cpu().numpy()
 
+    def load(self) -> None:
+        """Load the tokenizer and the model now (:meth:`encode` loads them on first use)."""
+        self._load()
+
     def _load(self) -> tuple[Any, Any, torch.device]:
         if self._loaded is None:
             import torch

@@ -160,6 +160,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     blas = args.blas_threads if args.blas_threads is not None else _auto_blas(args.workers)
     with _one_line_errors():
         rec = _recommender(args)
+        if not args.lazy_text_encoder:
+            import torch
+
+            torch.set_num_threads(1)  # before any torch work: the workers fork from here
+            try:
+                rec.new_products.preload()
+            except OSError as exc:
+                raise _fail(f"{exc} (--lazy-text-encoder starts without it)") from exc
         app = create_app(rec)
     threads = "as OMP_NUM_THREADS etc. say" if blas is None else str(blas)
     print(
@@ -321,6 +329,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--n-lists", type=int, help="clusters of --approximate (default sqrt(products))")
     p.add_argument("--n-probe", type=int, default=8, help="clusters probed (default 8)")
+    p.add_argument(
+        "--lazy-text-encoder",
+        action="store_true",
+        help="load the text encoder of POST /products/related (new products) on the first such "
+        "request, in each worker, instead of at start-up: a start without torch, several "
+        "seconds faster and a few hundred MB smaller per worker, but that request waits ~10 s",
+    )
     _source(p)
     p.set_defaults(func=cmd_serve)
 

@@ -201,9 +201,9 @@ class _EncodedIdRoute(APIRoute):
 
 
 def _one_torch_thread() -> None:
-    """One torch thread in this worker, set when a new product's text is first encoded (the
-    only endpoint that runs torch): the workers share the cores, and the rest of the server
-    does not import torch at all."""
+    """One torch thread in this worker, the only endpoint that runs torch (encoding a new
+    product's text) being the first to import it when the text encoder was not preloaded
+    (``kgrec serve --lazy-text-encoder``): the workers share the cores."""
     import torch
 
     if torch.get_num_threads() != 1:

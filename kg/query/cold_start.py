@@ -77,21 +77,32 @@ class NewProductEncoder:
             self._encoder = TextEncoder(path, device="cpu", **options)
         return self._encoder
 
+    def preload(self) -> None:
+        """Load the text encoder now, which the first new product would otherwise wait for
+        (the torch and transformers imports and the weights: about 10 s on this project's
+        2-core machine), and the catalogue's text vectors when the model's features hold them.
+        (Otherwise the first new product encodes the catalogue, cached on disk: at 100k
+        products, hours on a CPU.)"""
+        self.encoder.load()
+        if self._text_vectors is None:
+            self._text_vectors = self._saved_text_vectors()
+
+    def _saved_text_vectors(self) -> np.ndarray | None:
+        """The catalogue's text vectors from the model's features, when this encoder made
+        them; else ``None``."""
+        info = self.feature_info.get("text")
+        if info is None or self.features is None:
+            return None
+        if info.get("encoder", {}).get("model_fingerprint") != self.encoder.model_fingerprint:
+            return None
+        return np.ascontiguousarray(self.features[:, : int(info["dim"])], np.float32)
+
     def text_vectors(self, show_progress: bool = False) -> np.ndarray:
         """``(P, d_text)`` L2-normalised text vectors of the catalogue, in product order."""
         if self._text_vectors is None:
-            info = self.feature_info.get("text")
-            same = (
-                info is not None
-                and self.features is not None
-                and info.get("encoder", {}).get("model_fingerprint")
-                == self.encoder.model_fingerprint
-            )
-            if same:
-                assert info is not None and self.features is not None
-                self._text_vectors = np.ascontiguousarray(
-                    self.features[:, : int(info["dim"])], np.float32
-                )
+            saved = self._saved_text_vectors()
+            if saved is not None:
+                self._text_vectors = saved
             else:
                 from gnn.features import align_rows
                 from gnn.pipeline import default_text_cache

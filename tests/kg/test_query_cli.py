@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -174,3 +176,27 @@ def test_write_back_and_queries_from_neo4j(
     assert [r["product_id"] for r in json.loads(out)] == [
         r.product_id for r in rec.related("p5", k=10)
     ]
+
+
+def test_serve_without_its_text_encoder_exits_with_one_line(
+    run: TinyRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kg.serve_run
+    from kg.cli import main
+
+    # a run whose text encoder folder is gone: serve says so at start-up, not on the first
+    # new product, and names the option that starts without it
+    moved = tmp_path / "run"
+    shutil.copytree(run.run, moved)
+    config = json.loads((moved / "config.json").read_text())
+    config["features"]["text"]["encoder"]["model_path"] = str(tmp_path / "gone")
+    (moved / "config.json").write_text(json.dumps(config))
+    monkeypatch.setattr(kg.serve_run, "run_server", lambda app, **kw: 0)
+    args = ["serve", "--model", str(moved), "--tables", str(run.tables)]
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    message = str(info.value.code)
+    assert message.startswith("kgrec: error: ") and "gone" in message
+    assert message.endswith("(--lazy-text-encoder starts without it)")
+    assert "\n" not in message
+    assert main([*args, "--lazy-text-encoder"]) == 0

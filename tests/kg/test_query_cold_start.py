@@ -82,6 +82,23 @@ def test_new_product_filters_and_errors(rec: Recommender, tables: GraphTables) -
         rec.related_to_new_product("bolt", k=0)
 
 
+def test_preload(run: TinyRun, tables: GraphTables, tmp_path: Path) -> None:
+    # what kgrec serve does at start-up: the encoder, and the text vectors the model holds
+    rec = Recommender.load(run.run, tables)
+    rec.new_products.preload()
+    assert rec.new_products.encoder._loaded is not None
+    saved = rec.new_products._text_vectors
+    assert saved is not None and saved.shape == (rec.n_products, 32)
+    assert np.array_equal(saved, rec.model.features[:, :32])
+    # another encoder: the catalogue is not encoded at start-up, only on first use
+    other = tiny_bert(tmp_path / "bert", seed=1)
+    cache = tmp_path / "cache"
+    rec = Recommender.load(run.run, tables, text_model=other, text_cache=cache)
+    rec.new_products.preload()
+    assert rec.new_products.encoder._loaded is not None
+    assert rec.new_products._text_vectors is None and not cache.exists()
+
+
 def test_catalogue_text_is_encoded_through_the_cache_for_another_encoder(
     run: TinyRun, tables: GraphTables, tmp_path: Path
 ) -> None:

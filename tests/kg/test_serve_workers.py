@@ -41,14 +41,26 @@ def _get(port: int, path: str) -> tuple[int, bytes]:
         conn.close()
 
 
+def _post(port: int, path: str, body: dict[str, object]) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
 @pytest.mark.skipif(not hasattr(os, "fork") or not Path("/proc").exists(), reason="POSIX only")
-def test_two_workers_answer_and_stop_cleanly(run: TinyRun, rec: Recommender) -> None:
+@pytest.mark.parametrize("lazy", [False, True], ids=["text-encoder-preloaded", "lazy"])
+def test_two_workers_answer_and_stop_cleanly(run: TinyRun, rec: Recommender, lazy: bool) -> None:
     port = free_port()
     threads = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEO4J_") and k not in threads}
     proc = subprocess.Popen(
         [sys.executable, "-m", "kg.cli", "serve", "--model", str(run.run), "--tables",
-         str(run.tables), "--port", str(port), "--workers", "2", "--log-level", "warning"],
+         str(run.tables), "--port", str(port), "--workers", "2", "--log-level", "warning",
+         *(["--lazy-text-encoder"] if lazy else [])],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
@@ -74,6 +86,12 @@ def test_two_workers_answer_and_stop_cleanly(run: TinyRun, rec: Recommender) -> 
             assert status == 200
             assert [r["product_id"] for r in json.loads(body)["items"]] == expected
         assert _get(port, "/products/nope/related")[0] == 404
+        # a new product (the text encoder: loaded before the fork, or by each worker)
+        expected = [r.product_id for r in rec.related_to_new_product("steel bolt", k=4)]
+        for _ in range(4):
+            status, body = _post(port, "/products/related", {"title": "steel bolt", "k": 4})
+            assert status == 200, body
+            assert [r["product_id"] for r in json.loads(body)["items"]] == expected
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
         assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
