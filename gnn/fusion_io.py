@@ -249,8 +249,11 @@ class FusionArrays:
         )
 
     @classmethod
-    def of(cls, model: FusionRecommender) -> FusionArrays:
-        """The arrays of a fitted or loaded model in memory (copied to the CPU)."""
+    def of(cls, model: FusionArrays | FusionRecommender) -> FusionArrays:
+        """The arrays of a fitted or loaded model in memory (copied to the CPU); arrays are
+        returned as they are."""
+        if isinstance(model, FusionArrays):
+            return model
         if model.module is None or model.product_vectors is None or model.cooc is None:
             raise ValueError("FusionArrays needs a fitted or loaded FusionRecommender")
         assert model.popularity is not None

@@ -66,8 +66,7 @@ class RecommenderBase:
         explain_history: int = 50,
         approximate: ApproximateSearch | None = None,
     ) -> None:
-        if not isinstance(model, FusionArrays):
-            model = FusionArrays.of(model)
+        model = FusionArrays.of(model)
         self.model = model
         self.weights = weights or ScoreWeights()
         self.index = build_index(tables, model.node_ids["product"])

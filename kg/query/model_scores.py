@@ -46,8 +46,7 @@ class ModelScorer:
     """
 
     def __init__(self, model: FusionArrays | FusionRecommender) -> None:
-        if not isinstance(model, FusionArrays):
-            model = FusionArrays.of(model)
+        model = FusionArrays.of(model)
         self.model = model
         self.vectors = np.ascontiguousarray(model.product_vectors, np.float32)
         self.bias = model.item_bias.astype(np.float32)
