@@ -12,10 +12,12 @@
    thread per core, what a Python process gets by default. ``recommend`` and
    ``cross_category`` are also timed with the pruned ranking (:mod:`kg.query.pruning`) on and
    off, alternating, on the same users.
-3. HTTP API: ``kgrec serve`` in a subprocess on loopback; ``--clients`` concurrent clients
-   (one asyncio process, keep-alive connections) call the three ranking endpoints; p50/p99
-   and requests/s; then ``/health`` alone, and the ranking endpoints of
-   ``kgrec serve --approximate``; and start-up: ``kgrec serve`` from launch to its first
+3. HTTP API: ``kgrec serve --no-precomputed`` in a subprocess on loopback; ``--clients``
+   concurrent clients (one asyncio process, keep-alive connections) call the three ranking
+   endpoints; p50/p99 and requests/s; then ``/health`` alone, and the ranking endpoints of
+   ``kgrec serve --approximate``; then ``kgrec precompute --force`` (timed; random stored
+   answers compared with the live ones) and the ranking endpoints served from its answers;
+   and start-up: ``kgrec serve`` from launch to its first
    answer, and one-shot ``kgrec related`` calls (a new process each).
 4. Neo4j: loads the shop into a fresh local Neo4j, writes the fused vectors
    (``product_fused`` index) and times ``db.index.vector.queryNodes`` (k = 10).
@@ -207,12 +209,14 @@ def http_api(
     seconds: float,
     workers: int,
     extra: tuple[str, ...] = (),
+    label: str = "",
+    health: bool = False,
 ) -> list[tuple[str, float, float, float, int, Any, float]]:
     """``kgrec serve --workers`` on loopback under ``clients`` concurrent clients: the three
-    ranking endpoints cycled, and ``/health`` alone (the HTTP stack's own ceiling). ``extra``:
-    more ``kgrec serve`` arguments; with any, only the ranking endpoints are timed. Each row
-    ends with the BLAS threads per worker that ``/health`` reports and the seconds from the
-    launch of ``kgrec serve`` to its first answer."""
+    ranking endpoints cycled, and with ``health`` ``/health`` alone (the HTTP stack's own
+    ceiling). ``extra``: more ``kgrec serve`` arguments; ``label``: what the rows are called
+    after the requests. Each row ends with the BLAS threads per worker that ``/health``
+    reports and the seconds from the launch of ``kgrec serve`` to its first answer."""
     port = _free_port()
     launched = time.perf_counter()
     proc = _serve(model_dir, tables_dir, port, workers, extra)
@@ -230,9 +234,8 @@ def http_api(
                       f"/users/{u}/cross-category?k=10"]  # fmt: skip
         rows = []
         mixes = [("related / recommendations / cross-category", paths)]
-        if not extra:
+        if health:
             mixes.append(("/health only", ["/health"]))
-        label = f" (`{' '.join(extra)}`)" if extra else ""
         for name, todo in mixes:
             name += label
             _load(port, todo, clients, 2.0)  # warm-up: connections, caches
@@ -271,6 +274,41 @@ def recall_at_k(
         rows.append((op, float(np.mean(recall)), float(np.mean(same))))
         print(f"recall@{k} {op}: {rows[-1][1]:.4f}, identical lists {rows[-1][2]:.3f}", flush=True)
     return rows
+
+
+def precompute(
+    model_dir: Path, tables_dir: Path, rec: Any, calls: int, rng: np.random.Generator
+) -> dict[str, Any]:
+    """``kgrec precompute --force`` in a subprocess (its wall seconds), then ``calls`` random
+    stored answers of each operation compared byte for byte with the live ones, and the
+    seconds :meth:`AnswerStore.open` takes (it computes the store's key)."""
+    from kg.query.answers import ANSWERS_DIR, JSON_ENCODER, OPERATIONS, AnswerStore
+
+    t0 = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "kg", "precompute", "--model", str(model_dir), "--tables",
+         str(tables_dir), "--force", "--no-progress"],
+        check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    wall = time.perf_counter() - t0
+    manifest = json.loads((model_dir / ANSWERS_DIR / "manifest.json").read_text())
+    t0 = time.perf_counter()
+    store = AnswerStore.open(model_dir, rec)
+    open_s = time.perf_counter() - t0
+    assert store is not None
+    idx, differ = rec.index, 0
+    for op in OPERATIONS:
+        ids = idx.product_ids if op == "related" else idx.user_ids
+        for q in rng.integers(0, len(ids), calls).tolist():
+            live = getattr(rec, op)(ids[q], store.k)
+            want = ",".join(JSON_ENCODER.encode(r.to_dict()) for r in live).encode("utf-8")
+            differ += store.items(op, q, store.k) != want
+    store.close()
+    out = {"manifest": manifest, "wall": wall, "open": open_s}
+    out.update(compared=calls * len(OPERATIONS), differ=differ)
+    print(f"precompute: {wall:.0f} s, {manifest['bytes'] / 2**20:.0f} MB; "
+          f"{differ} of {out['compared']} stored answers differ from live", flush=True)  # fmt: skip
+    return out
 
 
 def scan_floor(rec: Any, calls: int) -> tuple[float, float]:
@@ -467,19 +505,26 @@ def main() -> int:
         recall_sim = recall_at_k(rec, approx, args.recall_calls, rng)[1:]
         del approx
         floor = scan_floor(rec, args.calls)
-        http_rows = http_api(
-            work / "model", work / "tables", rec, args.clients, args.http_seconds, args.workers
-        )
+        model_dir, tables_dir = work / "model", work / "tables"
+        served = (rec, args.clients, args.http_seconds, args.workers)
+        live = ("--no-precomputed",)
+        http_rows = http_api(model_dir, tables_dir, *served, live, ", computed live", health=True)
         http_rows += http_api(
-            work / "model", work / "tables", rec, args.clients, args.http_seconds, args.workers,
-            ("--approximate", "--n-probe", str(args.n_probe)),
+            model_dir, tables_dir, *served,
+            (*live, "--approximate", "--n-probe", str(args.n_probe)),
+            f", computed live (`--approximate --n-probe {args.n_probe}`)",
         )  # fmt: skip
+        stored = precompute(model_dir, tables_dir, rec, args.recall_calls, rng)
+        http_rows += http_api(
+            model_dir, tables_dir, *served, (), ", precomputed answers (`kgrec precompute`)"
+        )
         lazy_s = serve_start_seconds(
-            work / "model", work / "tables", args.workers, ("--lazy-text-encoder",)
+            model_dir, tables_dir, args.workers, ("--lazy-text-encoder", *live)
         )
         cli_s = cli_seconds(work / "model", work / "tables", rec.index.product_ids[0])
         vec = None if args.no_neo4j else neo4j_vector(tables, rec, args.vector_calls)
-    mixed = http_rows[0]
+    mixed, manifest = http_rows[0], stored["manifest"]
+    counts_of = manifest["counts"]
     lines = [
         f"- Machine: {machine_line()}; Python API: numpy BLAS {args.blas_threads} "
         f"thread{'s' if args.blas_threads > 1 else ''} and torch 1 thread unless a row says "
@@ -549,6 +594,17 @@ def main() -> int:
             for n, p50, p99, rps, err, *_ in http_rows
         ],
         "",
+        f"Precomputed answers: `kgrec precompute` ({cores} workers, exact search) stored "
+        f"related of {counts_of['related']:,} products and recommend and cross-category of "
+        f"{counts_of['recommend']:,} users, k = {manifest['k']}, in {stored['wall']:.0f} s "
+        f"({manifest['bytes'] / 2**20:,.0f} MB, zlib); of {stored['compared']:,} random stored "
+        f"answers, {stored['differ']} differ from the live answer byte for byte; opening the "
+        f"store (its key hashes the model's arrays and the graph) took {stored['open']:.1f} s. "
+        "`kgrec serve` sends them for requests whose other parameters are the defaults and "
+        f"whose k is at most {manifest['k']}, as in this load; any other request is computed "
+        "live. The answers stay those of the model and graph loaded: they change only with "
+        "them, and a store made for others is refused.",
+        "",
         f"In a closed loop, latency = clients / throughput (Little's law): {args.clients} / "
         f"{mixed[3]:.0f} req/s = {1000 * args.clients / max(mixed[3], 1e-9):.0f} ms. A p50 of "
         f"15 ms with {args.clients} clients needs {args.clients / 0.015:,.0f} requests/s; the "
@@ -558,8 +614,9 @@ def main() -> int:
         f"Start-up, each a new process (imports, tables, model, index): `kgrec serve --workers "
         f"{args.workers}` answered its first request {mixed[6]:.1f} s after launch (it loads "
         f"the text encoder of new products first), `kgrec serve --approximate` (k-means "
-        f"clusters too) {http_rows[-1][6]:.1f} s, `kgrec serve --lazy-text-encoder` (no torch "
-        f"until a new product comes) {lazy_s:.1f} s (one launch each); a one-shot `kgrec "
+        f"clusters too) {http_rows[2][6]:.1f} s, with precomputed answers (their key is checked) "
+        f"{http_rows[3][6]:.1f} s, `kgrec serve --lazy-text-encoder` (no torch until a new "
+        f"product comes) {lazy_s:.1f} s (one launch each); a one-shot `kgrec "
         f"related` took {', '.join(f'{x:.1f}' for x in cli_s)} s ({len(cli_s)} runs).",
     ]
     if vec is not None:

@@ -1,5 +1,5 @@
-"""``kgrec related | recommend | cross-category | explain | serve | write-back``: the query layer
-from the command line. Heavy libraries are imported inside the commands only."""
+"""``kgrec related | recommend | cross-category | explain | serve | precompute | write-back``: the
+query layer from the command line. Heavy libraries are imported inside the commands only."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from kg.query import GraphPath, Recommendation, Recommender
+    from kg.query.answers import AnswerStore
 
 __all__ = ["register"]
 
@@ -168,12 +169,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 rec.new_products.preload()
             except OSError as exc:
                 raise _fail(f"{exc} (--lazy-text-encoder starts without it)") from exc
-        app = create_app(rec)
+        answers = _answers(args, rec)
+        app = create_app(rec, answers)
     threads = "as OMP_NUM_THREADS etc. say" if blas is None else str(blas)
+    stored = "none" if answers is None else f"k up to {answers.k}, default parameters"
     print(
         f"kgrec serving on http://{args.host}:{args.port} with {args.workers} worker(s), "
-        f"BLAS threads per worker: {threads}; search: {rec.search} (docs: /docs, schema: "
-        "/openapi.json)",
+        f"BLAS threads per worker: {threads}; search: {rec.search}; precomputed answers: "
+        f"{stored} (docs: /docs, schema: /openapi.json)",
         flush=True,
     )
     return run_server(
@@ -184,6 +187,57 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         blas_threads=blas,
     )
+
+
+def _answers(args: argparse.Namespace, rec: Recommender) -> AnswerStore | None:
+    """The run's precomputed answers (``kgrec precompute``), unless ``--no-precomputed``."""
+    from kg.query.answers import AnswerStore, StaleAnswersError
+
+    if args.no_precomputed:
+        return None
+    try:
+        return AnswerStore.open(args.model, rec)
+    except StaleAnswersError as exc:
+        raise _fail(
+            f"{exc}: recompute them with 'kgrec precompute --model {args.model} --force' (with "
+            "this server's --tables), or serve without them: --no-precomputed"
+        ) from exc
+
+
+def cmd_precompute(args: argparse.Namespace) -> int:
+    import time
+
+    from kg.query.answers import ANSWERS_DIR, precompute_answers
+    from kg.serve_run import usable_cores
+
+    workers = args.workers if args.workers is not None else usable_cores()
+    start = time.perf_counter()
+    with _one_line_errors():
+        rec = _recommender(args)
+        manifest = precompute_answers(
+            rec,
+            args.model,
+            k=args.k,
+            workers=workers,
+            force=args.force,
+            show_progress=not args.no_progress,
+        )
+    folder = args.model / ANSWERS_DIR
+    if manifest["reused"]:
+        print(
+            f"{folder} is up to date (k up to {manifest['k']}, made {manifest['created']}); "
+            "--force recomputes it"
+        )
+        return 0
+    counts = manifest["counts"]
+    print(
+        f"precomputed {sum(counts.values()):,} answers (related of {counts['related']:,} "
+        f"products, recommend and cross-category of {counts['recommend']:,} users; k up to "
+        f"{manifest['k']}) in {manifest['seconds']:.1f} s with {workers} worker(s), "
+        f"{time.perf_counter() - start:.1f} s in all: {folder}, "
+        f"{manifest['bytes'] / 2**20:,.1f} MB"
+    )
+    return 0
 
 
 #: Environment variables that set the BLAS threads; ``kgrec serve`` leaves the threads alone
@@ -336,8 +390,32 @@ def register(sub: argparse._SubParsersAction) -> None:
         "request, in each worker, instead of at start-up: a start without torch, several "
         "seconds faster and a few hundred MB smaller per worker, but that request waits ~10 s",
     )
+    p.add_argument(
+        "--no-precomputed",
+        action="store_true",
+        help="compute every answer live, even when the run holds precomputed answers (kgrec "
+        "precompute; used by default for requests with default parameters)",
+    )
     _source(p)
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "precompute",
+        help="store the default answers of every product and user for kgrec serve",
+        description="Compute related (each product), recommend and cross-category (each user) "
+        "with default parameters and k results, exact search, into MODEL/answers; kgrec serve "
+        "then sends them for requests with default parameters and k up to that, and computes "
+        "the others live. Skipped when the stored answers are up to date.",
+    )
+    p.add_argument("--model", type=Path, required=True, help="run folder of kgrec train")
+    p.add_argument("--tables", type=Path, help="tables folder (default: export from Neo4j)")
+    p.add_argument("-k", "--k", type=int, default=10, help="results stored per answer (default 10)")
+    p.add_argument(
+        "--workers", type=int, help="processes (default: the cores this process may use)"
+    )
+    p.add_argument("--force", action="store_true", help="recompute even when up to date")
+    _source(p)
+    p.set_defaults(func=cmd_precompute)
 
     p = sub.add_parser(
         "write-back",

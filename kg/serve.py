@@ -19,6 +19,11 @@ hand-offs (the endpoint, its parameters and its response each cross to a thread 
 about a millisecond per request. The cold-start endpoint, which runs the text encoder, stays in
 the thread pool.
 
+With precomputed answers (``kgrec precompute``, :mod:`kg.query.answers`: ``create_app(rec,
+answers)``), ``related``, ``recommendations`` and ``cross-category`` send the stored bytes, the
+same as the live answer, when every parameter but ``k`` is the default and ``k`` is at most the
+store's; any other request is computed live. ``/health`` says up to which ``k`` (``precomputed``).
+
 Unknown ids answer 404, parameters out of range (``k`` outside ``1..n_products``, a level
 not in the tree...) 422. ``/openapi.json`` documents the response models; ``/docs`` shows them.
 
@@ -29,7 +34,6 @@ request and decode each id after the match (:class:`_EncodedIdRoute`).
 
 # No ``from __future__ import annotations``: FastAPI reads the endpoint annotations at runtime,
 # and some (the k bound) are built inside create_app.
-import json
 import os
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote
@@ -43,6 +47,7 @@ from starlette.types import Scope
 
 from kg import __version__
 from kg.query import Recommender, UnknownIdError
+from kg.query.answers import JSON_ENCODER, AnswerStore
 from kg.serve_run import current_blas_threads
 
 __all__ = ["create_app"]
@@ -122,6 +127,10 @@ class HealthModel(BaseModel):
     blas_threads: int | None = Field(
         description="numpy BLAS threads of the worker that answered (kgrec serve --blas-threads)"
     )
+    precomputed: int | None = Field(
+        description="the k up to which default-parameter answers come precomputed (kgrec "
+        "precompute), or null when every answer is computed live"
+    )
 
 
 class ErrorModel(BaseModel):
@@ -149,13 +158,6 @@ class NewProductModel(BaseModel):
     )
 
 
-#: FastAPI's ``JSONResponse`` settings; no circular-reference check (the payloads are fresh
-#: trees of dicts and lists, and the check costs about 15% of the encoding).
-_ENCODER = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, separators=(",", ":"), check_circular=False
-)
-
-
 def _json(payload: dict[str, Any]) -> Response:
     """``payload`` as a JSON response, encoded as FastAPI's ``JSONResponse`` encodes.
 
@@ -165,7 +167,7 @@ def _json(payload: dict[str, Any]) -> Response:
     with paths). The
     response models still document the endpoints (``/openapi.json``), and the tests check the
     answers against them."""
-    return Response(_ENCODER.encode(payload).encode("utf-8"), media_type="application/json")
+    return Response(JSON_ENCODER.encode(payload).encode("utf-8"), media_type="application/json")
 
 
 class _EncodedIdRoute(APIRoute):
@@ -210,11 +212,14 @@ def _one_torch_thread() -> None:
         torch.set_num_threads(1)
 
 
-def create_app(recommender: Recommender) -> FastAPI:
+def create_app(recommender: Recommender, answers: AnswerStore | None = None) -> FastAPI:
     """The FastAPI application serving ``recommender`` (see the module docstring).
 
     Args:
         recommender: a loaded recommender; it is shared by all requests (read-only).
+        answers: precomputed answers of ``recommender`` (:class:`~kg.query.answers.AnswerStore`,
+            opened against it): requests whose parameters other than ``k`` are the defaults,
+            with ``k`` up to the store's, are answered from it; ``None``: all live.
     """
     rec = recommender
     n, levels = rec.n_products, max(rec.index.max_depth, 1)
@@ -253,6 +258,19 @@ def create_app(recommender: Recommender) -> FastAPI:
     def listing(op: str, query: str | None, items: list[Any]) -> Response:
         return _json({"operation": op, "query": query, "items": [r.to_dict() for r in items]})
 
+    def stored(op: str, query: str, index: dict[str, int], k: int) -> Response | None:
+        """The precomputed answer, byte for byte what :func:`listing` sends for it, or
+        ``None`` when it must be computed live."""
+        assert answers is not None
+        i = index.get(query)
+        if i is None:
+            raise UnknownIdError("product" if op == "related" else "user", query)
+        items = answers.items(op, i, k)
+        if items is None:
+            return None
+        head = f'{{"operation":"{op}","query":{JSON_ENCODER.encode(query)},"items":['
+        return Response(head.encode("utf-8") + items + b"]}", media_type="application/json")
+
     @app.get("/health", response_model=HealthModel)
     async def health() -> dict[str, Any]:
         """Liveness, and the size of what is loaded."""
@@ -266,6 +284,7 @@ def create_app(recommender: Recommender) -> FastAPI:
             "levels": ix.max_depth,
             "search": rec.search,
             "blas_threads": threads(),
+            "precomputed": None if answers is None else answers.k,
         }
 
     @app.get("/products/{product_id}/related", response_model=RecommendationList, responses=errors)
@@ -279,6 +298,10 @@ def create_app(recommender: Recommender) -> FastAPI:
         paths: Annotated[bool, Query(description="attach a graph path to each result")] = False,
     ) -> Response:
         """Products related to a product (graph-aware score)."""
+        if answers is not None and same_category is None and not exclude and not paths:
+            done = stored("related", product_id, rec.index.product_index, k)
+            if done is not None:
+                return done
         out = rec.related(
             product_id, k, same_category=same_category, exclude=exclude, with_paths=paths
         )
@@ -299,6 +322,10 @@ def create_app(recommender: Recommender) -> FastAPI:
         paths: Annotated[bool, Query(description="attach a graph path to each result")] = False,
     ) -> Response:
         """Personalised products for a known user."""
+        if answers is not None and categories is None and exclude_seen and not paths:
+            done = stored("recommend", user_id, rec.index.user_index, k)
+            if done is not None:
+                return done
         out = rec.recommend(
             user_id, k, exclude_seen=exclude_seen, categories=categories, with_paths=paths
         )
@@ -350,6 +377,10 @@ def create_app(recommender: Recommender) -> FastAPI:
         ] = None,
     ) -> Response:
         """Products from level-`level` categories the user has not bought in, with paths."""
+        if answers is not None and level in (None, answers.level):
+            done = stored("cross_category", user_id, rec.index.user_index, k)
+            if done is not None:
+                return done
         return listing("cross_category", user_id, rec.cross_category(user_id, k, level=level))
 
     @app.get(

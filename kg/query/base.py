@@ -68,6 +68,7 @@ class RecommenderBase:
     ) -> None:
         model = FusionArrays.of(model)
         self.model = model
+        self.tables = tables  # the graph, kept for its fingerprint (kg.query.answers)
         self.weights = weights or ScoreWeights()
         self.index = build_index(tables, model.node_ids["product"])
         lookups = ("product_index", "user_index", "category_index", "brand_index", "cat_levels")

@@ -80,6 +80,7 @@ def test_health(client: TestClient, rec: Recommender) -> None:
         "status": "ok", "version": "0.1.0", "products": 300, "users": 200,
         "categories": rec.index.n_categories, "levels": 3, "search": "exact",
         "blas_threads": current_blas_threads(),  # this process's: the test client serves in it
+        "precomputed": None,
     }  # fmt: skip
 
 

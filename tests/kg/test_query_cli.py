@@ -37,7 +37,15 @@ def _files(run: TinyRun) -> list[str]:
 
 def test_help_lists_the_query_commands() -> None:
     out = kgrec("--help").stdout
-    for command in ("related", "recommend", "cross-category", "explain", "serve", "write-back"):
+    for command in (
+        "related",
+        "recommend",
+        "cross-category",
+        "explain",
+        "serve",
+        "precompute",
+        "write-back",
+    ):
         assert command in out
 
 
@@ -123,7 +131,10 @@ def test_serve_builds_the_app(
     args = ["serve", *_files(run), "--host", "127.0.0.1", "--port", "8123"]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert f"with 1 worker(s), BLAS threads per worker: {cores}; search: exact (docs" in out
+    assert (
+        f"with 1 worker(s), BLAS threads per worker: {cores}; search: exact; precomputed answers: none (docs"
+        in out
+    )
     assert served["host"] == "127.0.0.1" and served["port"] == 8123 and served["workers"] == 1
     assert served["blas_threads"] == cores  # one worker: every core
     with TestClient(served["app"]) as client:
@@ -134,7 +145,7 @@ def test_serve_builds_the_app(
     # --approximate with every cluster probed ranks as the exact search does.
     approximate = ["--approximate", "--n-lists", "4", "--n-probe", "4"]
     assert main([*args, *approximate]) == 0
-    assert "search: approximate: 4 of 4 clusters (docs" in capsys.readouterr().out
+    assert "search: approximate: 4 of 4 clusters; precomputed" in capsys.readouterr().out
     with TestClient(served["app"]) as client:
         assert client.get("/health").json()["search"] == "approximate: 4 of 4 clusters"
         items = client.get("/users/u1/recommendations", params={"k": 5}).json()["items"]
