@@ -30,6 +30,8 @@ Writes BENCHMARKS.md section "query".
 from __future__ import annotations
 
 import argparse
+import copy
+import dataclasses
 import http.client
 import json
 import os
@@ -138,7 +140,7 @@ def pruning_on_off(
 
 
 def with_similarity_terms(rec: Any, dim: int = 64) -> Any:
-    """``rec`` with text and KGE similarity terms of ``dim`` dims each, as a model trained with
+    """A copy of ``rec`` with text and KGE similarity terms of ``dim`` dims each, as a model trained with
     product features serves them (``gnn.similarity``). The vectors are random unit vectors: how
     many products need the terms (``kg.query.relative``) depends on them, so a real catalogue's
     may need more."""
@@ -149,11 +151,16 @@ def with_similarity_terms(rec: Any, dim: int = 64) -> Any:
     for name in ("kge", "text"):
         v = rng.normal(size=(rec.index.n_products, dim)).astype(np.float32)
         vectors[name] = v / np.linalg.norm(v, axis=1, keepdims=True)
-    rec.model.similarity = vectors
-    rec.model.similarity_recent, rec.model.similarity_decay = 3, 0.5
-    rec.model.similarity_weights = {"kge": 0.5, "text": 1.0}
-    rec.scorer = ModelScorer(rec.model)
-    return rec
+    out = copy.copy(rec)  # rec itself stays the model on disk (its precomputed answers' key)
+    out.model = dataclasses.replace(
+        rec.model,
+        similarity=vectors,
+        similarity_recent=3,
+        similarity_decay=0.5,
+        similarity_weights={"kge": 0.5, "text": 1.0},
+    )
+    out.scorer = ModelScorer(out.model)
+    return out
 
 
 def _load(port: int, paths: list[str], clients: int, seconds: float) -> tuple[list[float], int]:
@@ -494,16 +501,15 @@ def main() -> int:
         approx_rows = python_api(approx, args.calls, rng, label=approx_label)
         recall_rows = recall_at_k(rec, approx, args.recall_calls, rng)
         sim_label = " + text & KGE similarity terms (2 x 64 dims)"
-        py_rows += python_api(
-            with_similarity_terms(rec), args.calls, rng, only_user_ops=True, label=sim_label
-        )
-        pruning_rows += pruning_on_off(rec, args.calls, rng, label=sim_label)
-        approx = Recommender(rec.model, tables, approximate=search)  # clusters with the terms
+        sim = with_similarity_terms(rec)
+        py_rows += python_api(sim, args.calls, rng, only_user_ops=True, label=sim_label)
+        pruning_rows += pruning_on_off(sim, args.calls, rng, label=sim_label)
+        approx = Recommender(sim.model, tables, approximate=search)  # clusters with the terms
         approx_rows += python_api(
             approx, args.calls, rng, only_user_ops=True, label=sim_label + approx_label
         )
-        recall_sim = recall_at_k(rec, approx, args.recall_calls, rng)[1:]
-        del approx
+        recall_sim = recall_at_k(sim, approx, args.recall_calls, rng)[1:]
+        del approx, sim
         floor = scan_floor(rec, args.calls)
         model_dir, tables_dir = work / "model", work / "tables"
         served = (rec, args.clients, args.http_seconds, args.workers)
