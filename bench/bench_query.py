@@ -240,11 +240,10 @@ def http_api(
             paths += [f"/products/{p}/related?k=10", f"/users/{u}/recommendations?k=10",
                       f"/users/{u}/cross-category?k=10"]  # fmt: skip
         rows = []
-        mixes = [("related / recommendations / cross-category", paths)]
+        mixes = [("related / recommendations / cross-category" + label, paths)]
         if health:
             mixes.append(("/health only", ["/health"]))
         for name, todo in mixes:
-            name += label
             _load(port, todo, clients, 2.0)  # warm-up: connections, caches
             t0 = time.perf_counter()
             latencies, errors = _load(port, todo, clients, seconds)
