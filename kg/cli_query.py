@@ -212,17 +212,20 @@ def cmd_precompute(args: argparse.Namespace) -> int:
 
     workers = args.workers if args.workers is not None else usable_cores()
     start = time.perf_counter()
+    folder = args.model / ANSWERS_DIR
     with _one_line_errors():
         rec = _recommender(args)
-        manifest = precompute_answers(
-            rec,
-            args.model,
-            k=args.k,
-            workers=workers,
-            force=args.force,
-            show_progress=not args.no_progress,
-        )
-    folder = args.model / ANSWERS_DIR
+        try:
+            manifest = precompute_answers(
+                rec,
+                args.model,
+                k=args.k,
+                workers=workers,
+                force=args.force,
+                show_progress=not args.no_progress,
+            )
+        except OSError as exc:
+            raise _fail(f"cannot write {folder}: {exc}") from exc
     if manifest["reused"]:
         print(
             f"{folder} is up to date (k up to {manifest['k']}, made {manifest['created']}); "
