@@ -30,7 +30,7 @@ import signal
 import socket
 from typing import Any
 
-__all__ = ["current_blas_threads", "run_server", "usable_cores"]
+__all__ = ["check_workers", "current_blas_threads", "limit_blas", "run_server", "usable_cores"]
 
 
 def _die_with_parent() -> None:
@@ -44,8 +44,18 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-def _limit_blas(threads: int | None) -> None:
-    """Set this process's BLAS threads (after a fork: each worker sets its own)."""
+def check_workers(workers: int) -> None:
+    """Raise ``ValueError`` unless ``workers`` processes can run here: at least 1, and more
+    than one only where processes can fork."""
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if workers > 1 and not hasattr(os, "fork"):
+        raise ValueError("more than one worker needs os.fork (POSIX)")
+
+
+def limit_blas(threads: int | None) -> None:
+    """Set this process's BLAS threads (after a fork: each worker sets its own); ``None``
+    leaves them as they are."""
     if threads is not None:
         from threadpoolctl import threadpool_limits
 
@@ -111,12 +121,9 @@ def run_server(
     """
     import uvicorn
 
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+    check_workers(workers)
     if blas_threads is not None and blas_threads < 1:
         raise ValueError(f"blas_threads must be >= 1, got {blas_threads}")
-    if workers > 1 and not hasattr(os, "fork"):
-        raise ValueError("more than one worker needs os.fork (POSIX)")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     reuse_port = workers > 1 and hasattr(socket, "SO_REUSEPORT")
     sock = _bound(family, host, port, reuse_port=reuse_port)
@@ -126,7 +133,7 @@ def run_server(
         sock.set_inheritable(True)
     config = uvicorn.Config(app, log_level=log_level)
     if workers == 1:
-        _limit_blas(blas_threads)
+        limit_blas(blas_threads)
         with sock:
             uvicorn.Server(config).run(sockets=[sock])
         return 0
@@ -137,7 +144,7 @@ def run_server(
             code = 1
             try:
                 _die_with_parent()
-                _limit_blas(blas_threads)
+                limit_blas(blas_threads)
                 if reuse_port:  # its own listening socket; the parent's bound one never listens
                     sock.close()
                     sock = _bound(family, host, port, reuse_port=True)

@@ -163,12 +163,6 @@ def _chunk(task: tuple[str, int, int]) -> tuple[list[bytes], np.ndarray]:
     return blocks, ends
 
 
-def _limit_blas() -> None:
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(limits=1, user_api="blas")
-
-
 def precompute_answers(
     rec: Recommender,
     run_folder: str | Path,
@@ -197,20 +191,17 @@ def precompute_answers(
     Raises:
         ValueError: approximate search, ``k`` outside ``1..n_products`` or ``workers`` < 1.
     """
-    import os
-
     from safetensors.numpy import save_file
     from tqdm.auto import tqdm
+
+    from kg.serve_run import check_workers
 
     global _JOB
     if rec.approximate is not None:
         raise ValueError("precomputed answers are those of the exact search: load without "
                          "approximate=")  # fmt: skip
     rec._check_k(k)
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
-    if workers > 1 and not hasattr(os, "fork"):
-        raise ValueError("more than one worker needs os.fork (POSIX)")
+    check_workers(workers)
     folder = Path(run_folder) / ANSWERS_DIR
     key = answers_key(rec)
     if not force and (folder / "manifest.json").exists():
@@ -289,7 +280,10 @@ def _run(
         return
     import multiprocessing
 
-    with multiprocessing.get_context("fork").Pool(workers, initializer=_limit_blas) as pool:
+    from kg.serve_run import limit_blas
+
+    fork = multiprocessing.get_context("fork")
+    with fork.Pool(workers, initializer=limit_blas, initargs=(1,)) as pool:
         yield from pool.imap(_chunk, tasks)
 
 
