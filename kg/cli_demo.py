@@ -177,7 +177,7 @@ def _query_layer(driver: object, database: str, tables: object, out: Path, produ
         f"{time.perf_counter() - t0:.1f} s"
     )
     print(f"related to {product} (Python API; the same ranking is in Neo4j as RELATED edges):")
-    for r in rec.related(product, k=5, with_paths=True):
+    for r in rec.related(product, k=5, paths=True):
         print(f"  {r.rank}. {r.product_id:<10} {r.score:.3f}  {r.title}  [{r.reason}]")
     records, _, _ = driver.execute_query(  # type: ignore[attr-defined]
         recipe("related_products"), product=product, k=3, database_=database

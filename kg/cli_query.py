@@ -114,7 +114,7 @@ def cmd_related(args: argparse.Namespace) -> int:
             args.k,
             same_category=args.same_category,
             exclude=exclude,
-            with_paths=args.paths,
+            paths=args.paths,
         ),
     )
     _print_results(results, args)
@@ -130,7 +130,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
             args.k,
             exclude_seen=not args.include_seen,
             categories=args.category,
-            with_paths=args.paths,
+            paths=args.paths,
         ),
     )
     _print_results(results, args)

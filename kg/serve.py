@@ -303,7 +303,7 @@ def create_app(recommender: Recommender, answers: AnswerStore | None = None) -> 
             if done is not None:
                 return done
         out = rec.related(
-            product_id, k, same_category=same_category, exclude=exclude, with_paths=paths
+            product_id, k, same_category=same_category, exclude=exclude, paths=paths
         )
         return listing("related", product_id, out)
 
@@ -327,7 +327,7 @@ def create_app(recommender: Recommender, answers: AnswerStore | None = None) -> 
             if done is not None:
                 return done
         out = rec.recommend(
-            user_id, k, exclude_seen=exclude_seen, categories=categories, with_paths=paths
+            user_id, k, exclude_seen=exclude_seen, categories=categories, paths=paths
         )
         return listing("recommend", user_id, out)
 

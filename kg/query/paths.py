@@ -176,7 +176,7 @@ class PathSearch:
     def best_paths(self, targets: np.ndarray) -> list[GraphPath | None]:
         """The strongest path to each of ``targets`` (``None`` where nothing links them): the
         same as ``paths(t, 1)`` for each ``t``, with the brand and category matches of all
-        targets computed at once (what cross-category results and ``with_paths`` need)."""
+        targets computed at once (what cross-category results and ``paths=True`` need)."""
         ix, w, src = self.index, self.weights, self.src
         targets = np.asarray(targets, np.int64)
         if src.size == 0 or targets.size == 0:

@@ -54,7 +54,7 @@ class Recommender(RecommenderBase):
         *,
         same_category: bool | None = None,
         exclude: Iterable[str] = (),
-        with_paths: bool = False,
+        paths: bool = False,
     ) -> list[Recommendation]:
         """Products related to ``product_id`` by the related score (:mod:`kg.query.scoring`).
 
@@ -64,13 +64,13 @@ class Recommender(RecommenderBase):
             same_category: ``True``: only its leaf category; ``False``: only other leaves
                 (and products without a category); ``None``: both.
             exclude: product ids to leave out (the product itself always is).
-            with_paths: attach the strongest graph path from the product to each result.
+            paths: attach the strongest graph path from the product to each result.
         """
         i = self._product(product_id)
         self._check_k(k)
         top, scores, parts = self._rank_related(i, k, same_category, self._blocked(exclude))
-        paths = self._paths(np.array([i]), top, None) if with_paths else None
-        return results.build(self, top, scores, parts, "related", product_id, paths)
+        found = self._paths(np.array([i]), top, None) if paths else None
+        return results.build(self, top, scores, parts, "related", product_id, found)
 
     def related_many(
         self, product_ids: Sequence[str], k: int = 10, *, block: int = 64
@@ -102,7 +102,7 @@ class Recommender(RecommenderBase):
         exclude_seen: bool = True,
         categories: Sequence[str] | None = None,
         exclude: Iterable[str] = (),
-        with_paths: bool = False,
+        paths: bool = False,
     ) -> list[Recommendation]:
         """Personalised products for a user id, or for a new user given as product ids.
 
@@ -112,7 +112,7 @@ class Recommender(RecommenderBase):
             exclude_seen: leave out the products in the user's history.
             categories: keep only products under any of these category ids (any level).
             exclude: product ids to leave out.
-            with_paths: attach the strongest path from the history to each result.
+            paths: attach the strongest path from the history to each result.
         """
         history, user_id = self._history(user)
         self._check_k(k)
@@ -121,8 +121,8 @@ class Recommender(RecommenderBase):
             keep = self.index.under([self._category(c) for c in categories])
         blocked = self._blocked(exclude, history if exclude_seen else None)
         top, scores, parts = self._rank_user(history, user_id, k, keep, blocked)
-        paths = self._paths(history, top, user_id) if with_paths else None
-        return results.build(self, top, scores, parts, "recommend", user_id, paths)
+        found = self._paths(history, top, user_id) if paths else None
+        return results.build(self, top, scores, parts, "recommend", user_id, found)
 
     def cross_category(
         self,

@@ -124,7 +124,7 @@ def test_related_same_category_and_exclude(rec: Recommender, leaf_of: dict[str, 
 
 
 def test_related_with_paths_link_the_two_products(rec: Recommender) -> None:
-    results = rec.related("p0", k=10, with_paths=True)
+    results = rec.related("p0", k=10, paths=True)
     linked = [r for r in results if r.path is not None]
     assert linked
     for r in linked:
@@ -227,7 +227,7 @@ def test_cold_start_user_is_a_history(rec: Recommender, histories: dict[str, lis
     new = rec.recommend(histories["u4"], k=10)
     assert [r.product_id for r in new] == [r.product_id for r in known]
     assert [r.score for r in new] == pytest.approx([r.score for r in known])
-    with_paths = rec.recommend(["p0", "p1"], k=5, with_paths=True)
+    with_paths = rec.recommend(["p0", "p1"], k=5, paths=True)
     for r in with_paths:
         assert r.path is None or r.path.nodes[0].label == "Product"
     with pytest.raises(ValueError, match="at least one product"):

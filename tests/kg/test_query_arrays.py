@@ -21,7 +21,7 @@ from tests.kg.query_helpers import TinyRun
 def _answers(rec: Recommender) -> str:
     out = []
     for user in ("u0", "u5", "u17"):
-        out += [r.to_dict() for r in rec.recommend(user, k=8, with_paths=True)]
+        out += [r.to_dict() for r in rec.recommend(user, k=8, paths=True)]
         out += [r.to_dict() for r in rec.cross_category(user, k=5, level=2)]
         out += [p.to_dict() for p in rec.explain(user, "p3")]
     out += [r.to_dict() for r in rec.related("p0", k=6)]
