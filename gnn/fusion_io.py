@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.sparse as sp
 
+from ingest.atomic import write_atomic
+
 if TYPE_CHECKING:
     from gnn.fusion import FusionRecommender
 
@@ -34,7 +36,7 @@ MODEL_NAME = "fusion"
 def save_fusion(model: FusionRecommender, folder: str | Path) -> Path:
     """Write ``config.json``, ``model.safetensors`` and ``id_maps.json`` to ``folder``."""
     import torch
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     from kg.versions import library_versions
 
@@ -59,10 +61,8 @@ def save_fusion(model: FusionRecommender, folder: str | Path) -> Path:
             tensors[f"similarity.{name}"] = vectors.cpu().contiguous()
     assert model.popularity is not None
     tensors["popularity"] = torch.as_tensor(model.popularity.astype(np.float64))
-    tmp = folder / "model.safetensors.tmp"
-    save_file(tensors, str(tmp))
-    tmp.replace(folder / "model.safetensors")
-    (folder / "id_maps.json").write_text(json.dumps(model.node_ids))
+    write_atomic(folder / "model.safetensors", save(tensors))
+    write_atomic(folder / "id_maps.json", json.dumps(model.node_ids))
     meta = {
         "format_version": FORMAT_VERSION,
         "model": model.name,
@@ -80,7 +80,7 @@ def save_fusion(model: FusionRecommender, folder: str | Path) -> Path:
         "fit": model.fit_info,
         "versions": library_versions(),
     }
-    (folder / "config.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+    write_atomic(folder / "config.json", json.dumps(meta, indent=2, sort_keys=True))
     return folder
 
 

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ingest.atomic import write_atomic
 
 __all__ = ["CACHE_FORMAT_VERSION", "TextEmbeddingCache", "text_hash"]
 
@@ -166,7 +166,7 @@ class TextEmbeddingCache:
             "shards": self._shards,
             "rows": {d: [s, r] for d, (s, r) in self._rows.items()},
         }
-        _atomic_write(self.index_path, json.dumps(index, sort_keys=True).encode())
+        write_atomic(self.index_path, json.dumps(index, sort_keys=True).encode())
 
     def _write_shard(self, vectors: np.ndarray, digests: Sequence[str]) -> str:
         from safetensors.numpy import save
@@ -175,19 +175,5 @@ class TextEmbeddingCache:
         data = save(
             {_TENSOR: np.ascontiguousarray(vectors, np.float32)}, metadata={"key": self.key}
         )
-        _atomic_write(self.folder / name, data)
+        write_atomic(self.folder / name, data)
         return name
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then move it onto ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

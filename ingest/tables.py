@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ingest import schema
+from ingest.atomic import atomic_folder
 from ingest.errors import ValidationError
 
 __all__ = ["FORMAT_VERSION", "TABLE_SCHEMAS", "GraphTables", "empty_table"]
@@ -245,24 +244,16 @@ class GraphTables:
         complete, so an interrupted save never leaves a half-written folder behind.
         """
         folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-        for name in TABLE_SCHEMAS:
-            pq.write_table(self.table(name), tmp / f"{name}.parquet")
         manifest = {
             "format_version": FORMAT_VERSION,
             "counts": self.counts(),
             "fingerprint": self.fingerprint(),
             "meta": self.meta,
         }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old")
-            os.replace(folder, old)
-            os.replace(tmp, folder)
-            _rmtree(old)
-        else:
-            os.replace(tmp, folder)
+        with atomic_folder(folder) as tmp:
+            for name in TABLE_SCHEMAS:
+                pq.write_table(self.table(name), tmp / f"{name}.parquet")
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
         return folder
 
     @classmethod
@@ -280,12 +271,6 @@ class GraphTables:
             )
         kwargs = {name: pq.read_table(folder / f"{name}.parquet") for name in TABLE_SCHEMAS}
         return cls(**kwargs, meta=manifest.get("meta", {}))
-
-
-def _rmtree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def _no_nulls(table: str, column: str, col: pa.Array | pa.ChunkedArray) -> None:

@@ -166,7 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="kgrec",
         description="Knowledge-graph recommender: Neo4j graph, KG embeddings, fusion GNN.",
     )
-    parser.add_argument("--version", action="version", version="kgrec 0.1.0")
+    from kg import __version__
+
+    parser.add_argument("--version", action="version", version=f"kgrec {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     neo = sub.add_parser("neo4j", help="start, stop and inspect the local Neo4j server")

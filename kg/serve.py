@@ -302,9 +302,7 @@ def create_app(recommender: Recommender, answers: AnswerStore | None = None) -> 
             done = stored("related", product_id, rec.index.product_index, k)
             if done is not None:
                 return done
-        out = rec.related(
-            product_id, k, same_category=same_category, exclude=exclude, paths=paths
-        )
+        out = rec.related(product_id, k, same_category=same_category, exclude=exclude, paths=paths)
         return listing("related", product_id, out)
 
     Categories = Annotated[

@@ -15,12 +15,13 @@ imaginary parts: ``v = x[:, :dim] + 1j * x[:, dim:]`` (``layout: "complex_re_im"
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from ingest.atomic import write_atomic
 
 if TYPE_CHECKING:
     from pykeen.models import Model
@@ -81,7 +82,7 @@ class KGEmbeddings:
 
     def save(self, folder: str | Path) -> Path:
         """Write the artifact folder (files replaced atomically)."""
-        from safetensors.numpy import save_file
+        from safetensors.numpy import save
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -95,12 +96,12 @@ class KGEmbeddings:
             "config.json": self.config,
         }
         for name, payload in files.items():
-            tmp = folder / f".{name}.tmp"
-            if name.endswith(".safetensors"):
-                save_file(payload, str(tmp))
-            else:
-                tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
-            os.replace(tmp, folder / name)
+            data = (
+                save(payload)
+                if name.endswith(".safetensors")
+                else json.dumps(payload, indent=2, sort_keys=True)
+            )
+            write_atomic(folder / name, data)
         return folder
 
     @classmethod

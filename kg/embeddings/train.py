@@ -10,12 +10,13 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from ingest.atomic import write_atomic
 
 if TYPE_CHECKING:
     import torch
@@ -82,15 +83,6 @@ class TrainOutcome:
     device: str = "cpu"
 
 
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU."""
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def evaluate_link_prediction(
     model: Model,
     triples: CoreTriplesFactory,
@@ -140,7 +132,7 @@ def evaluate_link_prediction(
 def _save_checkpoint(folder: Path, model: Model, optimizer: Any, state: dict[str, Any]) -> None:
     """Model, optimizer and RNG state as safetensors + JSON (atomic: temp files, then rename)."""
     import torch
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     folder.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {
@@ -152,13 +144,8 @@ def _save_checkpoint(folder: Path, model: Model, optimizer: Any, state: dict[str
             tensors[f"opt.{pid}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
     tensors["rng.torch"] = torch.get_rng_state()
     meta = {**state, "param_groups": opt["param_groups"]}
-    for name, payload in (("checkpoint.safetensors", tensors), ("checkpoint.json", meta)):
-        tmp = folder / f".{name}.tmp"
-        if name.endswith(".safetensors"):
-            save_file(payload, str(tmp))
-        else:
-            tmp.write_text(json.dumps(payload, indent=2))
-        os.replace(tmp, folder / name)
+    write_atomic(folder / "checkpoint.safetensors", save(tensors))
+    write_atomic(folder / "checkpoint.json", json.dumps(meta, indent=2))
 
 
 def _load_checkpoint(
@@ -241,6 +228,8 @@ def train_kge(
     from pykeen.utils import set_random_seed
     from tqdm.auto import tqdm
 
+    from gnn.device import device as resolve_device
+
     set_random_seed(config.seed)
     device = resolve_device(config.device)
     model = model_resolver.make(
@@ -306,11 +295,10 @@ def train_kge(
                 if folder is not None:
                     _save_checkpoint(folder, model, loop.optimizer, state)
                     if best is not None and state["best_epoch"] == epoch:
-                        from safetensors.torch import save_file
+                        from safetensors.torch import save
 
-                        tmp = folder / ".best.safetensors.tmp"
-                        save_file({k: v.cpu().contiguous() for k, v in best.items()}, str(tmp))
-                        os.replace(tmp, folder / "best.safetensors")
+                        cpu = {k: v.cpu().contiguous() for k, v in best.items()}
+                        write_atomic(folder / "best.safetensors", save(cpu))
             else:
                 state["history"].append(record)
             bar.set_postfix(loss=f"{record['loss']:.4f}", mrr=f"{state['best_mrr']:.3f}")

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ingest.atomic import write_atomic
 from kg.neo4j.settings import DEFAULT_PORT, Neo4jSettings
 
 __all__ = [
@@ -34,7 +35,7 @@ __all__ = [
 
 LAUNCHER_DIR = Path(__file__).resolve().parent / "launcher"
 _MAIN_CLASS = "io.kgrec.launcher.Launcher"
-_JAR = "kgrec-neo4j-launcher-0.1.0.jar"
+_JAR = "kgrec-neo4j-launcher.jar"
 # The JVM flags Neo4j's own distribution starts with (those that matter embedded).
 _JVM_FLAGS = (
     "-XX:+UseG1GC",
@@ -320,9 +321,7 @@ class LocalNeo4j:
         return info
 
     def _write_state(self, info: ServerInfo) -> None:
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(info.__dict__, indent=2))
-        os.replace(tmp, self.state_file)
+        write_atomic(self.state_file, json.dumps(info.__dict__, indent=2))
 
     def _log_tail(self, lines: int = 12) -> str:
         try:

@@ -9,6 +9,7 @@ import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
 
+import kg
 from gnn.fusion import FusionRecommender
 from ingest.tables import GraphTables
 from kg.query import Recommender
@@ -77,7 +78,7 @@ def test_health(client: TestClient, rec: Recommender) -> None:
     r = client.get("/health")
     assert r.status_code == 200
     assert r.json() == {
-        "status": "ok", "version": "0.1.0", "products": 300, "users": 200,
+        "status": "ok", "version": kg.__version__, "products": 300, "users": 200,
         "categories": rec.index.n_categories, "levels": 3, "search": "exact",
         "blas_threads": current_blas_threads(),  # this process's: the test client serves in it
         "precomputed": None,
