@@ -11,21 +11,25 @@ __all__ = ["register"]
 
 def cmd_embed(args: argparse.Namespace) -> int:
     from ingest.tables import GraphTables
+    from kg.cli import CommandError
     from kg.embeddings.pipeline import embed_graph
-    from kg.embeddings.train import EmbedConfig
+    from kg.embeddings.train import CheckpointMismatchError, EmbedConfig
 
-    config = EmbedConfig(
-        model=args.model,
-        dim=args.dim,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        num_negs_per_pos=args.negs,
-        seed=args.seed,
-        eval_every=args.eval_every,
-        patience=args.patience,
-        device=args.device,
-    )
+    try:
+        config = EmbedConfig(
+            model=args.model,
+            dim=args.dim,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            num_negs_per_pos=args.negs,
+            seed=args.seed,
+            eval_every=args.eval_every,
+            patience=args.patience,
+            device=args.device,
+        )
+    except ValueError as exc:  # a bad option value, e.g. --dim 0
+        raise CommandError(str(exc)) from None
     relations = [r.strip() for r in args.relations.split(",") if r.strip()]
     show = not args.no_progress
     settings = None
@@ -41,7 +45,22 @@ def cmd_embed(args: argparse.Namespace) -> int:
         with open_driver(settings) as driver:
             tables = export_graph(driver, database=settings.database, show_progress=show)
         print(f"exported the graph from {settings.uri}")
-    emb = embed_graph(tables, config, args.out, relations=relations, show_progress=show)
+    try:
+        emb = embed_graph(
+            tables,
+            config,
+            args.out,
+            relations=relations,
+            restart=args.restart,
+            on_resume=lambda epoch: print(
+                f"resuming from epoch {epoch} ({args.out / 'checkpoint'})"
+            ),
+            show_progress=show,
+        )
+    except CheckpointMismatchError as exc:
+        raise CommandError(
+            f"{exc}; train into a fresh --out, or pass --restart to discard the checkpoint"
+        ) from None
     train = emb.config["training"]
     print(
         f"{args.model} dim {args.dim}: {train['epochs_trained']} epochs (best {train['best_epoch']}), "
@@ -99,6 +118,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--tables", type=Path, help="read canonical tables here instead of Neo4j")
     p.add_argument("--out", type=Path, required=True, help="artifact folder")
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard a checkpoint in --out (of other data or settings) and train from scratch",
+    )
     p.add_argument(
         "--write-back", action=argparse.BooleanOptionalAction, default=True,
         help="write vectors and indexes to Neo4j (default on)",

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
 from ingest.tables import GraphTables
 from kg.embeddings.artifact import KGEmbeddings, representation_matrix
-from kg.embeddings.train import EmbedConfig, evaluate_link_prediction, train_kge
+from kg.embeddings.train import (
+    EmbedConfig,
+    discard_checkpoint,
+    evaluate_link_prediction,
+    train_kge,
+)
 from kg.embeddings.triples import DEFAULT_RELATIONS, build_triples
 from kg.versions import library_versions
 
@@ -24,18 +29,23 @@ def embed_graph(
     out_dir: str | Path,
     *,
     relations: Sequence[str] = DEFAULT_RELATIONS,
+    restart: bool = False,
+    on_resume: Callable[[int], None] | None = None,
     show_progress: bool = True,
 ) -> KGEmbeddings:
     """Train KG embeddings on a graph and save the artifact in ``out_dir``.
 
     Checkpoints go to ``out_dir/checkpoint``; running again with the same arguments after an
-    interruption resumes from there.
+    interruption resumes from there. A checkpoint of other triples or other settings is never
+    resumed: it raises :class:`~kg.embeddings.train.CheckpointMismatchError` unless ``restart``.
 
     Args:
         tables: the graph (e.g. exported from Neo4j).
         config: model and training settings.
         out_dir: artifact folder (see :mod:`kg.embeddings.artifact`).
         relations: relation types to train on (see :func:`build_triples`).
+        restart: discard a checkpoint in ``out_dir/checkpoint`` and train from scratch.
+        on_resume: called with the epoch training resumes from, when it does.
         show_progress: progress bars.
 
     Returns:
@@ -50,8 +60,17 @@ def embed_graph(
     training, validation, testing = factory.split(
         list(SPLIT_RATIOS), random_state=config.seed, method="cleanup"
     )
+    data = kg_triples.fingerprint()
+    if restart:
+        discard_checkpoint(out / "checkpoint")
     outcome = train_kge(
-        training, validation, config, checkpoint_dir=out / "checkpoint", show_progress=show_progress
+        training,
+        validation,
+        config,
+        checkpoint_dir=out / "checkpoint",
+        data_fingerprint=data,
+        on_resume=on_resume,
+        show_progress=show_progress,
     )
     known = [training, validation]
     metrics = evaluate_link_prediction(
@@ -85,7 +104,7 @@ def embed_graph(
                 "valid": validation.num_triples,
                 "test": testing.num_triples,
             },
-            "data": {"fingerprint": tables.fingerprint(), "meta": tables.meta},
+            "data": {"fingerprint": tables.fingerprint(), "triples": data, "meta": tables.meta},
             "versions": library_versions(),
             "metrics": {"test": metrics, "test_per_relation": per_relation},
             "training": {

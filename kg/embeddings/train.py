@@ -11,7 +11,7 @@ import contextlib
 import gc
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +23,14 @@ if TYPE_CHECKING:
     from pykeen.models import Model
     from pykeen.triples import CoreTriplesFactory
 
-__all__ = ["MODELS", "EmbedConfig", "TrainOutcome", "evaluate_link_prediction", "train_kge"]
+__all__ = [
+    "MODELS",
+    "CheckpointMismatchError",
+    "EmbedConfig",
+    "TrainOutcome",
+    "evaluate_link_prediction",
+    "train_kge",
+]
 
 #: kgrec model names -> PyKEEN model names.
 MODELS: dict[str, str] = {"transe": "TransE", "rotate": "RotatE"}
@@ -68,6 +75,21 @@ class EmbedConfig:
             raise ValueError("dim, epochs, batch_size and eval_every must be positive")
 
 
+class CheckpointMismatchError(ValueError):
+    """A checkpoint folder holds a run of other data or other settings; it is never resumed.
+
+    Attributes:
+        folder: the checkpoint folder.
+        differences: what differs, e.g. ``["the triples (fingerprint 1a2b... then, 3c4d... now)",
+            "lr 0.01 then, 0.02 now"]``.
+    """
+
+    def __init__(self, folder: Path, differences: list[str]) -> None:
+        self.folder = folder
+        self.differences = differences
+        super().__init__(f"{folder} holds a checkpoint of another run: " + "; ".join(differences))
+
+
 @dataclass
 class TrainOutcome:
     """A finished (or early-stopped) run: the model at its best validation epoch and its history."""
@@ -78,6 +100,7 @@ class TrainOutcome:
     best_epoch: int
     best_valid_mrr: float
     history: list[dict[str, float]] = field(default_factory=list)
+    resumed_from: int = 0
     train_seconds: float = 0.0
     triples_per_second: float = 0.0
     device: str = "cpu"
@@ -148,8 +171,44 @@ def _save_checkpoint(folder: Path, model: Model, optimizer: Any, state: dict[str
     write_atomic(folder / "checkpoint.json", json.dumps(meta, indent=2))
 
 
+#: The files of a checkpoint folder.
+_CHECKPOINT_FILES = ("checkpoint.json", "checkpoint.safetensors", "best.safetensors")
+
+
+def discard_checkpoint(folder: str | Path) -> bool:
+    """Delete the checkpoint in ``folder`` (if any), so the next run starts from scratch.
+
+    Returns:
+        True when there was one.
+    """
+    found = False
+    for name in _CHECKPOINT_FILES:
+        path = Path(folder) / name
+        if path.exists():
+            path.unlink()
+            found = True
+    return found
+
+
+def _mismatches(meta: dict[str, Any], config: dict[str, Any], data: str | None) -> list[str]:
+    """What makes a checkpoint's run differ from this one (empty: it may be resumed)."""
+    out = []
+    then = meta.get("data")
+    if data is not None and then != data:
+        was = "none recorded" if then is None else f"fingerprint {str(then)[:12]}"
+        out.append(f"the training triples differ ({was} then, {data[:12]} now)")
+    old = meta.get("config", {})
+    now = json.loads(json.dumps(config))
+    out += [
+        f"{key} {old.get(key)!r} then, {now.get(key)!r} now"
+        for key in sorted(set(old) | set(now))
+        if old.get(key) != now.get(key)
+    ]
+    return out
+
+
 def _load_checkpoint(
-    folder: Path, model: Model, optimizer: Any, config: dict[str, Any]
+    folder: Path, model: Model, optimizer: Any, config: dict[str, Any], data: str | None
 ) -> dict[str, Any] | None:
     import torch
     from safetensors.torch import load_file
@@ -158,11 +217,9 @@ def _load_checkpoint(
     if not tpath.exists() or not jpath.exists():
         return None
     meta = json.loads(jpath.read_text())
-    if meta["config"] != json.loads(json.dumps(config)):
-        raise ValueError(
-            f"{folder} holds a checkpoint of a different configuration "
-            f"({meta['config']}); use another folder or delete it to start over"
-        )
+    differences = _mismatches(meta, config, data)
+    if differences:
+        raise CheckpointMismatchError(folder, differences)
     tensors = load_file(str(tpath))
     device = next(model.parameters()).device
     model.load_state_dict(
@@ -204,6 +261,8 @@ def train_kge(
     config: EmbedConfig,
     *,
     checkpoint_dir: str | Path | None = None,
+    data_fingerprint: str | None = None,
+    on_resume: Callable[[int], None] | None = None,
     show_progress: bool = True,
     stop_after_epochs: int | None = None,
 ) -> TrainOutcome:
@@ -214,13 +273,21 @@ def train_kge(
         validation: validation triples, filtered against training in evaluation.
         config: the run's settings.
         checkpoint_dir: when given, a checkpoint is written there at every validation, and a
-            run that finds one there resumes from it instead of starting over.
+            run that finds one there resumes from it instead of starting over, but only when
+            it was made from the same data (``data_fingerprint``) with the same ``config``.
+        data_fingerprint: identifies the training data (e.g. :meth:`KGTriples.fingerprint`);
+            recorded in the checkpoint and compared on resume.
+        on_resume: called with the epoch a checkpoint is resumed from, before training.
         show_progress: a tqdm bar over epochs.
         stop_after_epochs: stop (as if interrupted) after this many epochs of this call; for
             tests of resumption.
 
     Returns:
         The model restored to its best validation epoch, with the training history.
+
+    Raises:
+        CheckpointMismatchError: ``checkpoint_dir`` holds a checkpoint of other data or other
+            settings (nothing is loaded; :func:`discard_checkpoint` starts over).
     """
     import torch
     from pykeen.models import model_resolver
@@ -248,12 +315,15 @@ def train_kge(
     )
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
     state: dict[str, Any] = {"epoch": 0, "best_epoch": 0, "best_mrr": -1.0, "bad_evals": 0,
-                             "history": [], "train_seconds": 0.0, "config": asdict(config)}  # fmt: skip
+                             "history": [], "train_seconds": 0.0, "config": asdict(config),
+                             "data": data_fingerprint}  # fmt: skip
     best: dict[str, torch.Tensor] | None = None
     if folder is not None:
-        loaded = _load_checkpoint(folder, model, loop.optimizer, asdict(config))
+        loaded = _load_checkpoint(folder, model, loop.optimizer, asdict(config), data_fingerprint)
         if loaded is not None:
             state = loaded
+            if on_resume is not None:
+                on_resume(int(state["epoch"]))
             loop._epoch = state["epoch"]
             best_path = folder / "best.safetensors"
             if best_path.exists():
@@ -261,7 +331,7 @@ def train_kge(
 
                 best = {k: v.to(device) for k, v in load_file(str(best_path)).items()}
     n_train = training.num_triples
-    start_epoch = state["epoch"]
+    start_epoch = int(state["epoch"])
     done_here = 0
     with _frozen_gc(), tqdm(total=config.epochs, initial=start_epoch, desc=f"{config.model} epochs",
               unit="epoch", disable=not show_progress) as bar:  # fmt: skip
@@ -317,6 +387,7 @@ def train_kge(
         best_epoch=state["best_epoch"],
         best_valid_mrr=state["best_mrr"],
         history=state["history"],
+        resumed_from=start_epoch,
         train_seconds=secs,
         triples_per_second=n_train * state["epoch"] / secs if secs else 0.0,
         device=str(device),

@@ -8,6 +8,7 @@ graph always gives the same ids.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -61,6 +62,14 @@ class KGTriples:
     triples: np.ndarray
     entity_to_id: dict[str, int]
     relation_to_id: dict[str, int]
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the triples (in sorted order): equal graphs give equal fingerprints, and
+        any changed, added or removed triple changes it."""
+        digest = hashlib.sha256()
+        for row in sorted(map(tuple, self.triples.tolist())):
+            digest.update("\t".join(row).encode("utf-8", "surrogatepass") + b"\n")
+        return digest.hexdigest()
 
     def factory(self) -> TriplesFactory:
         """A PyKEEN :class:`~pykeen.triples.TriplesFactory` over all triples with these id maps."""

@@ -12,7 +12,7 @@ from ingest.sources.synthetic import SyntheticConfig, generate_shop_with_truth
 from ingest.tables import GraphTables
 from kg.embeddings.artifact import KGEmbeddings
 from kg.embeddings.pipeline import embed_graph
-from kg.embeddings.train import EmbedConfig, train_kge
+from kg.embeddings.train import CheckpointMismatchError, EmbedConfig, train_kge
 from kg.embeddings.triples import CO_INTERACTION, build_triples
 from kg.embeddings.writeback import write_embeddings
 
@@ -131,7 +131,7 @@ def test_resume_after_interruption_matches_uninterrupted(shop, tmp_path: Path) -
     a = whole.model.entity_representations[0](indices=None).detach()
     b = resumed.model.entity_representations[0](indices=None).detach()
     assert np.allclose(a.numpy(), b.numpy(), atol=1e-6)
-    with pytest.raises(ValueError, match="different configuration"):
+    with pytest.raises(CheckpointMismatchError, match="dim 16 then, 8 now"):
         train_kge(
             training, validation, EmbedConfig(dim=8, epochs=12), checkpoint_dir=tmp_path / "b"
         )
