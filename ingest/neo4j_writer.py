@@ -4,10 +4,31 @@ Every write merges on keys, so a second load changes nothing and a load killed p
 finished by running it again. Tables are validated before the first write, so bad input never
 leaves a half-written graph. Labels and relationship types come from :mod:`ingest.schema`
 (code constants); every value travels as a ``$parameter``.
+
+What a re-load does to what is stored:
+
+* a node's properties are set from the tables; a value the tables leave null (not given by
+  the source) keeps the stored one;
+* the outgoing ``INTERACTED``, ``IN_CATEGORY``, ``MADE_BY`` and ``SUBCATEGORY_OF`` edges of every
+  node in the tables become exactly the tables' rows: a user's history that changed replaces the
+  stored one (edges at positions it no longer has, or to other products, are deleted), a product
+  that moved to another brand or category loses the old edge. Nodes the tables do not list keep
+  their edges. KG triples are only ever added.
+* ``INTERACTED`` is keyed by ``(user, order)``: a relationship property uniqueness constraint on
+  ``(r.user_id, r.order)`` (``user_id`` repeats the user's key on the edge for it) enforces it in
+  Neo4j.
+
+Loads are serialised by a lock held in Neo4j (:func:`load_lock`): two loads started together
+run one after the other instead of both finding the graph empty and both creating its edges.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,9 +43,24 @@ from ingest.tables import GraphTables
 if TYPE_CHECKING:
     import neo4j
 
-__all__ = ["LoadReport", "ensure_constraints", "graph_counts", "write_graph"]
+__all__ = ["LoadReport", "ensure_constraints", "graph_counts", "load_lock", "write_graph"]
 
 DEFAULT_BATCH_SIZE = 10_000
+
+_log = logging.getLogger(__name__)
+
+#: The label of the node whose write lock serialises loads (one node, ``name: "load"``).
+LOCK_LABEL = "KgrecLock"
+#: Seconds a load waits for the lock before it logs that another load holds it.
+_WAIT_NOTICE = 1.0
+#: The relationship types whose outgoing edges a load replaces per source node, with the node
+#: table that lists those source nodes (module docstring).
+_REPLACED: dict[str, str] = {
+    "interactions": "users",
+    "in_category": "products",
+    "made_by": "products",
+    "subcategory_of": "categories",
+}
 
 _NODE_PROPS: dict[str, tuple[str, ...]] = {
     "users": (),
@@ -70,9 +106,18 @@ class LoadReport:
         return sum(self.rows.get(t, 0) for t in tables) / secs if secs else 0.0
 
 
+#: The uniqueness constraint on the ``(user, order)`` key of ``INTERACTED``.
+INTERACTED_KEY = "kgrec_interactions_user_order"
+
+
 def ensure_constraints(driver: neo4j.Driver, *, database: str = "neo4j") -> None:
-    """Create a uniqueness constraint on every node key (no-op when they exist)."""
-    for node in schema.NODE_TYPES:
+    """Create a uniqueness constraint on every node key and on the ``(user_id, order)`` key of
+    ``INTERACTED`` (no-op when they exist).
+
+    A graph loaded by an earlier kgrec may hold the same edge twice (concurrent loads doubled
+    them); those copies are removed before the ``INTERACTED`` constraint is created.
+    """
+    for node in (*schema.NODE_TYPES, schema.NodeType(LOCK_LABEL, "lock", "name")):
         name = f"kgrec_{node.table}_{node.key}"
         # Identifiers cannot be parameters in Cypher; these come from ingest.schema constants.
         query = (
@@ -80,7 +125,70 @@ def ensure_constraints(driver: neo4j.Driver, *, database: str = "neo4j") -> None
             f"FOR (n:{node.label}) REQUIRE n.{node.key} IS UNIQUE"
         )
         driver.execute_query(query, database_=database)
+    records, _, _ = driver.execute_query(
+        "SHOW CONSTRAINTS YIELD name WHERE name = $name RETURN name",
+        name=INTERACTED_KEY,
+        database_=database,
+    )
+    if not records:
+        _remove_duplicate_edges(driver, database)
+        driver.execute_query(
+            f"CREATE CONSTRAINT {INTERACTED_KEY} IF NOT EXISTS "
+            f"FOR ()-[r:{schema.INTERACTED.rel_type}]-() REQUIRE (r.user_id, r.order) IS UNIQUE",
+            database_=database,
+        )
     driver.execute_query("CALL db.awaitIndexes(300)", database_=database)
+
+
+def _remove_duplicate_edges(driver: neo4j.Driver, database: str) -> None:
+    """Keep one ``INTERACTED`` edge per (user, order) and one edge of each other fixed type per
+    pair of nodes (a one-off repair of graphs from before the key was enforced)."""
+    interacted = schema.INTERACTED.rel_type
+    with driver.session(database=database) as session:
+        session.run(
+            f"MATCH (a:{schema.USER.label})-[r:{interacted}]->() "
+            "WITH a, r.order AS o, collect(r) AS rs WHERE size(rs) > 1 "
+            "CALL { WITH rs FOREACH (x IN tail(rs) | DELETE x) } IN TRANSACTIONS OF 1000 ROWS"
+        ).consume()
+        for edge in schema.EDGE_TYPES:
+            if edge is schema.INTERACTED:
+                continue
+            session.run(
+                f"MATCH (a)-[r:{edge.rel_type}]->(b) WITH a, b, collect(r) AS rs "
+                "WHERE size(rs) > 1 "
+                "CALL { WITH rs FOREACH (x IN tail(rs) | DELETE x) } IN TRANSACTIONS OF 1000 ROWS"
+            ).consume()
+
+
+@contextlib.contextmanager
+def load_lock(driver: neo4j.Driver, *, database: str = "neo4j") -> Iterator[None]:
+    """Hold the graph's load lock while the block runs.
+
+    The lock is the write lock of one ``(:KgrecLock {name: "load"})`` node, taken by a
+    transaction that stays open for the whole block and is rolled back at its end. Neo4j
+    releases it when that transaction ends, also when this process dies (its connection
+    closes) or Neo4j restarts, so a crashed load never leaves the graph locked. A second load
+    waits for the first, logging a warning after a second of waiting.
+    """
+    holder = f"{socket.gethostname()}:{os.getpid()}"
+    with driver.session(database=database) as session:
+        session.run(f"MERGE (:{LOCK_LABEL} {{name: 'load'}})").consume()
+        tx = session.begin_transaction()
+        try:
+            notice = threading.Timer(
+                _WAIT_NOTICE, _log.warning, ("waiting for another kgrec load to finish",)
+            )
+            notice.start()
+            try:
+                tx.run(
+                    f"MATCH (l:{LOCK_LABEL} {{name: 'load'}}) SET l.holder = $holder",
+                    holder=holder,
+                ).consume()
+            finally:
+                notice.cancel()
+            yield
+        finally:
+            tx.rollback()
 
 
 def _batches(
@@ -103,7 +211,8 @@ _ROWS = "UNWIND range(0, size($p_{first}) - 1) AS i "
 
 
 def _node_query(node: schema.NodeType, props: tuple[str, ...]) -> str:
-    sets = ", ".join(f"n.{p} = $p_{p}[i]" for p in props)
+    # a value not given (null) keeps the stored one
+    sets = ", ".join(f"n.{p} = coalesce($p_{p}[i], n.{p})" for p in props)
     return (
         _ROWS.format(first=node.key)
         + f"MERGE (n:{node.label} {{{node.key}: $p_{node.key}[i]}})"
@@ -117,8 +226,11 @@ def _edge_query(edge: schema.EdgeType, props: tuple[str, ...], create: bool) -> 
         + f"MATCH (a:{edge.src.label} {{{edge.src.key}: $p_{edge.src_col}[i]}}) "
         + f"MATCH (b:{edge.dst.label} {{{edge.dst.key}: $p_{edge.dst_col}[i]}}) "
     )
-    # INTERACTED is keyed by (user, order): a user has one event per position in the history.
+    # INTERACTED is keyed by (user, order): a user has one event per position in the history,
+    # and the edge repeats the user's key for the uniqueness constraint on (user_id, order).
     key = ("order",) if edge is schema.INTERACTED else ()
+    if edge is schema.INTERACTED:
+        props = (edge.src_col, *props)
     if create:  # first load of this type: properties in the pattern (nulls are skipped)
         allp = ", ".join(f"{p}: $p_{p}[i]" for p in (*key, *props))
         return head + f"CREATE (a)-[:{edge.rel_type}" + (f" {{{allp}}}" if allp else "") + "]->(b)"
@@ -131,6 +243,41 @@ def _edge_query(edge: schema.EdgeType, props: tuple[str, ...], create: bool) -> 
         + "]->(b)"
         + (f" SET {sets}" if sets else "")
     )
+
+
+def _prune_query(edge: schema.EdgeType) -> str:
+    """Delete the outgoing ``edge`` edges of each listed node that the load does not hold:
+    ``$p_keep[i]`` lists the keys kept (the target's key, and for ``INTERACTED`` its order)."""
+    kept = "b.id + $sep + toString(r.order)" if edge is schema.INTERACTED else "b.id"
+    return (
+        _ROWS.format(first="id")
+        + f"MATCH (a:{edge.src.label} {{{edge.src.key}: $p_id[i]}})-[r:{edge.rel_type}]->(b) "
+        + f"WHERE NOT {kept} IN $p_keep[i] DELETE r"
+    )
+
+
+#: Joins a target key and an order in the keys of :func:`_prune_query`.
+_SEP = "\x1f"
+
+
+def _kept(tables: GraphTables, edge: schema.EdgeType, batch_size: int) -> Iterator[dict[str, Any]]:
+    """Batches ``{"p_id": [source key], "p_keep": [[kept key, ...]], "sep": ...}`` over every
+    node of the edge's source table, with the edges the load keeps for it."""
+    table = tables.table(edge.table)
+    target = table.column(edge.dst_col)
+    if edge is schema.INTERACTED:
+        order = pc.cast(table.column("order"), pa.string())
+        target = pc.binary_join_element_wise(target, order, _SEP)
+    grouped = (
+        pa.table({"id": table.column(edge.src_col), "keep": target})
+        .group_by("id")
+        .aggregate([("keep", "list")])
+    )
+    keep = dict(zip(grouped["id"].to_pylist(), grouped["keep_list"].to_pylist(), strict=True))
+    ids = tables.table(_REPLACED[edge.table]).column("id").to_pylist()
+    for lo in range(0, len(ids), batch_size):
+        part = ids[lo : lo + batch_size]
+        yield {"p_id": part, "p_keep": [keep.get(v, []) for v in part], "sep": _SEP}
 
 
 def _triple_query(head: str, rel_type: str, tail: str, create: bool) -> str:
@@ -164,7 +311,8 @@ def _run_batches(
         while (params := pending.result()) is not None:
             pending = pool.submit(take)
             session.execute_write(lambda tx, p=params: tx.run(query, p).consume())
-            bar.update(len(next(iter(params.values()))))
+            if bar is not None:
+                bar.update(len(next(iter(params.values()))))
 
 
 def write_graph(
@@ -175,11 +323,12 @@ def write_graph(
     batch_size: int = DEFAULT_BATCH_SIZE,
     show_progress: bool = True,
 ) -> LoadReport:
-    """Validate ``tables`` and merge them into Neo4j.
+    """Validate ``tables`` and merge them into Neo4j (what a re-load changes: module docstring).
 
     Relationship tables whose type has no relationship in the database yet are written with
-    ``CREATE`` (fast first load); otherwise with ``MERGE`` (re-runs and resumed loads). Either
-    way a finished load holds each row exactly once.
+    ``CREATE`` (fast first load); otherwise with ``MERGE`` (re-runs and resumed loads), after
+    the edges the tables no longer hold are deleted. Either way a finished load holds each row
+    exactly once. The whole load holds the graph's load lock (:func:`load_lock`).
 
     Args:
         driver: an open driver (see :func:`kg.neo4j.driver.open_driver`).
@@ -198,7 +347,10 @@ def write_graph(
     start = time.perf_counter()
     ensure_constraints(driver, database=database)
     total = sum(tables.counts().values())
-    with tqdm(total=total, desc="load", unit="row", disable=not show_progress) as bar:
+    with (
+        load_lock(driver, database=database),
+        tqdm(total=total, desc="load", unit="row", disable=not show_progress) as bar,
+    ):
         for node in schema.NODE_TYPES:
             table = tables.table(node.table)
             props = _NODE_PROPS[node.table]
@@ -214,8 +366,11 @@ def write_graph(
             extra = ("order",) if edge is schema.INTERACTED else ()
             cols = (edge.src_col, edge.dst_col, *extra, *props)
             t0 = time.perf_counter()
+            create = _rel_count(driver, edge.rel_type, database) == 0
+            if not create:
+                prune = _prune_query(edge)
+                _run_batches(driver, prune, _kept(tables, edge, batch_size), database, None)
             if table.num_rows:
-                create = _rel_count(driver, edge.rel_type, database) == 0
                 query = _edge_query(edge, props, create)
                 _run_batches(driver, query, _batches(table, cols, batch_size), database, bar)
             report.rows[edge.table] = table.num_rows
@@ -255,9 +410,12 @@ def _write_triples(
 
 
 def graph_counts(driver: neo4j.Driver, *, database: str = "neo4j") -> dict[str, dict[str, int]]:
-    """Node count per label and relationship count per type (one scan each)."""
+    """Node count per label and relationship count per type (one scan each); the load lock's
+    node (:func:`load_lock`) is not part of the graph and not counted."""
     labels, _, _ = driver.execute_query(
-        "MATCH (n) UNWIND labels(n) AS label RETURN label, count(*) AS n ORDER BY label",
+        "MATCH (n) UNWIND labels(n) AS label WITH label WHERE label <> $lock "
+        "RETURN label, count(*) AS n ORDER BY label",
+        lock=LOCK_LABEL,
         database_=database,
     )
     rels, _, _ = driver.execute_query(

@@ -18,7 +18,8 @@ Mapping to :class:`~ingest.tables.GraphTables`:
 * categories: one node per path prefix, id = the names joined with ``" > "``, name = the last
   name, level = depth (root = 1); ``subcategory_of`` child -> parent; ``in_category`` links a
   product to its leaf category only.
-* users: id = user key; interactions: ``order`` = position in the user's list, ``ts`` null,
+* users: id = user key; interactions: ``order`` = position in the user's list (items rejected
+  in ``--rejects`` mode keep their positions, so a later clean load numbers the same), ``ts`` null,
   ``kind`` ``"interaction"``, ``weight`` 1.0, ``split`` null.
 """
 
@@ -196,7 +197,6 @@ def _read_interactions(
             continue
         seen.add(user)
         users.append(user)
-        order = 0
         for position, item in enumerate(items):
             reason = None
             if type(item) is not int:  # bool is an int subclass; JSON true is not an item id
@@ -211,8 +211,7 @@ def _read_interactions(
                 continue
             user_col.append(user)
             item_col.append(str(item))
-            order_col.append(order)
-            order += 1
+            order_col.append(position)  # the position in the source list, rejected items too
     if not users and not rejects.count:
         raise SourceError(path, "no user records")
     n = len(user_col)

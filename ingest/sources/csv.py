@@ -24,7 +24,9 @@ ignored; blank lines are skipped. Line numbers in errors are 1-based, the header
     ``timestamp``: integer seconds. ``kind``: e.g. ``view``/``purchase`` (default
     ``"interaction"``). ``weight``: a finite number (default 1.0).
     A user's ``order`` sorts their rows by timestamp, ties and rows without a timestamp in file
-    order, rows without a timestamp after those with one.
+    order, rows without a timestamp after those with one. Rows rejected in ``--rejects`` mode
+    keep their places in that order (a row whose timestamp is bad counts as one without), so a
+    later load of the corrected file gives every row the same position.
 
 Users are the distinct ``user_id`` values, in order of first appearance.
 """
@@ -49,6 +51,8 @@ from ingest.tables import GraphTables
 __all__ = ["read_csv"]
 
 _INTEGER = re.compile(r"[+-]?[0-9]+", re.ASCII)
+#: The range of an int64 timestamp (the canonical ``ts`` column).
+_MIN_TS, _MAX_TS = -(2**63), 2**63 - 1
 _PRODUCT_COLUMNS = ("id", "title", "description", "brand", "category", "price")
 _CATEGORY_COLUMNS = ("id", "name", "parent_id")
 _INTERACTION_COLUMNS = ("user_id", "product_id", "timestamp", "kind", "weight")
@@ -290,51 +294,53 @@ def _read_products(
 def _read_interactions(
     path: Path, known_products: set[str], rejects: Rejects, show_progress: bool
 ) -> tuple[list[str], pa.Table]:
-    # Per user: (has no timestamp, timestamp, file position, product, kind, weight, ts)
-    events: dict[str, list[tuple[bool, int, int, str, str, float, int | None]]] = {}
+    # Per user, every row with a user id, rejected ones too (their slots keep the positions of
+    # the others what a clean file gives them): (has no timestamp, timestamp, line, event or None)
+    Event = tuple[str, str, float, int | None]  # product, kind, weight, ts
+    slots: dict[str, list[tuple[bool, int, int, Event | None]]] = {}
     columns = _INTERACTION_COLUMNS
     for line, row in _rows(path, ("user_id", "product_id"), columns, rejects, show_progress):
+        stamp = row.get("timestamp", "")
+        ts = int(stamp) if _INTEGER.fullmatch(stamp) else None
+        if ts is not None and not _MIN_TS <= ts <= _MAX_TS:
+            ts = None
+        if row.get("user_id"):
+            slots.setdefault(row["user_id"], []).append((ts is None, ts or 0, line, None))
         if _missing(path, line, row, ("user_id", "product_id"), rejects):
             continue
         if row["product_id"] not in known_products:
             error = SourceError(path, "unknown product", line=line, value=row["product_id"])
             rejects.report(error, "unknown product")
             continue
-        stamp = row.get("timestamp", "")
-        if stamp and not _INTEGER.fullmatch(stamp):
-            reason = "timestamp is not an integer"
+        if stamp and ts is None:
+            reason = (
+                "timestamp is outside the int64 range"
+                if _INTEGER.fullmatch(stamp)
+                else "timestamp is not an integer"
+            )
             rejects.report(SourceError(path, reason, line=line, value=stamp), reason)
             continue
         ok, weight = _number(path, line, "weight", row.get("weight", ""), rejects)
         if not ok:
             continue
-        ts = int(stamp) if stamp else None
-        history = events.setdefault(row["user_id"], [])
-        history.append(
-            (
-                ts is None,
-                ts or 0,
-                line,
-                row["product_id"],
-                row.get("kind") or "interaction",
-                1.0 if weight is None else weight,
-                ts,
-            )
-        )
+        kind = row.get("kind") or "interaction"
+        event = (row["product_id"], kind, 1.0 if weight is None else weight, ts)
+        slots[row["user_id"]][-1] = (ts is None, ts or 0, line, event)
     rows: list[tuple[str, str, int, int | None, str, float]] = []
-    for user, history in events.items():
+    users: list[str] = []
+    for user, history in slots.items():
         history.sort(key=lambda e: (e[0], e[1], e[2]))
-        rows.extend(
-            (user, product, order, ts, kind, weight)
-            for order, (_, _, _, product, kind, weight, ts) in enumerate(history)
-        )
+        kept = [(order, e) for order, (_, _, _, e) in enumerate(history) if e is not None]
+        if kept:
+            users.append(user)
+        rows.extend((user, e[0], order, e[3], e[1], e[2]) for order, e in kept)
     names = ("user_id", "product_id", "order", "ts", "kind", "weight")
     types = (pa.string(), pa.string(), pa.int64(), pa.int64(), pa.string(), pa.float32())
     values = list(zip(*rows, strict=True)) if rows else [()] * len(names)
     table = pa.Table.from_pydict(
         {n: pa.array(list(v), t) for n, v, t in zip(names, values, types, strict=True)}
     )
-    return list(events), table
+    return users, table
 
 
 def _edges(pairs: dict[str, str], src: str, dst: str) -> pa.Table:

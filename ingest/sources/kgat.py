@@ -125,7 +125,7 @@ class _Interactions:
         self.line_users: list[int] = []
         self._items: list[int] = []
         self._line_len: list[int] = []
-        self._line_start: list[int] = []
+        self._orders: list[int] = []
         self._count: dict[int, int] = {}
         self._split_rows: list[tuple[str, int]] = []
         self.max_item = -1
@@ -145,13 +145,18 @@ class _Interactions:
                 continue
             ids = list(map(int, line.split()))
             user, items = ids[0], ids[1:]
-            if n_items is not None and items and max(items) >= n_items:
-                items = self._known_items(path, lineno, items, n_items, rejects)
+            # positions count every item of the line, rejected ones too: a later load of the
+            # corrected file gives each item the same order
             start = self._count.get(user, 0)
             self._count[user] = start + len(items)
+            positions = range(start, start + len(items))
+            if n_items is not None and items and max(items) >= n_items:
+                kept = self._known_items(path, lineno, items, n_items, rejects)
+                positions = [start + p for p, item in enumerate(items) if item < n_items]
+                items = kept
             self.line_users.append(user)
             self._line_len.append(len(items))
-            self._line_start.append(start)
+            self._orders.extend(positions)
             self._items.extend(items)
         if len(self._items) > before:
             self.max_item = max(self.max_item, max(self._items[before:]))
@@ -177,9 +182,7 @@ class _Interactions:
         lens = np.asarray(self._line_len, dtype=np.int64)
         n = int(lens.sum())
         users = np.repeat(np.asarray(self.line_users, dtype=np.int64), lens)
-        first = np.cumsum(lens) - lens  # row of each line's first item
-        shift = np.repeat(first - np.asarray(self._line_start, dtype=np.int64), lens)
-        order = np.arange(n, dtype=np.int64) - shift
+        order = np.asarray(self._orders, dtype=np.int64)
         split = pa.chunked_array(
             [pa.repeat(pa.scalar(s), k) for s, k in self._split_rows], type=pa.string()
         )

@@ -168,7 +168,7 @@ def test_bad_interaction_file_names_file_record_and_value(
         assert fragment in str(caught.value)
 
 
-def test_skip_mode_drops_bad_records_and_renumbers(tmp_path: Path) -> None:
+def test_skip_mode_drops_bad_records_and_keeps_source_positions(tmp_path: Path) -> None:
     items = '{\n  "0": {"title": "A."},\n  "1": "oops",\n  "2": {"title": "C."}\n}'
     inter = '{"u1": [0, 1, "x", 2], "u2": 5, "u3": [2]}'
     _write(tmp_path, items, inter)
@@ -177,7 +177,8 @@ def test_skip_mode_drops_bad_records_and_renumbers(tmp_path: Path) -> None:
     assert g.products.column("id").to_pylist() == ["0", "2"]
     assert g.users.column("id").to_pylist() == ["u1", "u3"]
     rows = [(r["user_id"], r["product_id"], r["order"]) for r in g.interactions.to_pylist()]
-    assert rows == [("u1", "0", 0), ("u1", "2", 1), ("u3", "2", 0)]
+    # positions are those of the source list (issue 19): a clean load numbers them the same
+    assert rows == [("u1", "0", 0), ("u1", "2", 3), ("u3", "2", 0)]
     assert rejects.summary() == {
         "item record is not an object": 1,
         "unknown product": 1,  # item 1 was itself rejected

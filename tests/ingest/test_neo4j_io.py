@@ -91,10 +91,13 @@ def test_constraints_exist_before_load(neo4j_db) -> None:
     write_graph(neo4j_db, _kg_tables(), show_progress=False)
     records, _, _ = neo4j_db.execute_query(
         "SHOW CONSTRAINTS YIELD labelsOrTypes, properties, type RETURN labelsOrTypes[0] AS label, "
-        "properties[0] AS prop, type ORDER BY label"
+        "properties AS props, type ORDER BY label"
     )
-    assert [(r["label"], r["prop"], r["type"]) for r in records] == [
-        (label, "id", "UNIQUENESS") for label in ("Brand", "Category", "Entity", "Product", "User")
+    assert [(r["label"], r["props"], r["type"]) for r in records] == [
+        *((label, ["id"], "UNIQUENESS") for label in ("Brand", "Category", "Entity")),
+        ("INTERACTED", ["user_id", "order"], "RELATIONSHIP_UNIQUENESS"),
+        ("KgrecLock", ["name"], "UNIQUENESS"),
+        *((label, ["id"], "UNIQUENESS") for label in ("Product", "User")),
     ]
 
 
