@@ -36,7 +36,12 @@ def _read(args: argparse.Namespace) -> GraphTables:
     else:
         from ingest.sources.synthetic import SyntheticConfig, generate_shop
 
-        config = SyntheticConfig.preset(args.preset, seed=args.seed)
+        if args.config is not None:
+            from ingest.sources.synthetic_file import read_synthetic_config
+
+            config = read_synthetic_config(args.config, seed=args.seed)
+        else:
+            config = SyntheticConfig.preset(args.preset or "demo", seed=args.seed or 0)
         tables = generate_shop(config, show_progress=show)
     if args.rejects:
         rejects.write(args.rejects)
@@ -126,8 +131,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--categories", type=Path)
     _common(p)
     p = src.add_parser("synthetic", help="a seeded synthetic shop")
-    p.add_argument("--preset", default="demo", choices=["tiny", "demo", "bench", "large"])
-    p.add_argument("--seed", type=int, default=0)
+    shape = p.add_mutually_exclusive_group()
+    shape.add_argument(
+        "--preset", choices=["tiny", "demo", "bench", "large"], help="a named shop (default demo)"
+    )
+    shape.add_argument(
+        "--config", type=Path, help="a TOML file of SyntheticConfig settings (and 'preset =')"
+    )
+    p.add_argument("--seed", type=int, help="the seed (default 0, or the config file's)")
     _common(p)
     ingest.set_defaults(func=cmd_ingest)
 

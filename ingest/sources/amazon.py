@@ -4,7 +4,8 @@ A dataset folder holds two files named after the dataset (e.g. ``Scientific``):
 
 ``<Name>.item.json``
     ``{"<item_id>": {"title": str, "description": str, "brand": str, "categories": str}}``.
-    ``title`` is required; the other fields may be missing, null or empty. ``categories`` is
+    ``title`` is required and must not be empty; the other fields may be missing, null or empty.
+    Text fields follow :mod:`ingest.sources.text` (at most 128 KiB, valid Unicode). ``categories`` is
     the Amazon category path joined with ``,``; names themselves may contain ``", "``, so the
     path is split on a comma *not* followed by a space.
 ``<Name>.inter.json``
@@ -38,6 +39,7 @@ from tqdm.auto import tqdm
 from ingest.errors import SourceError
 from ingest.rejects import Rejects
 from ingest.sources.categories import CategoryTree
+from ingest.sources.text import field_problem, read_utf8
 from ingest.tables import GraphTables
 
 __all__ = ["read_amazon", "split_category_path"]
@@ -153,6 +155,8 @@ def _item_problem(key: str, record: Any, seen: set[str]) -> tuple[str, Any] | No
     """The (reason, value) that makes an item record unusable, or ``None`` when it is fine."""
     if not key.strip():
         return "empty item id", key
+    if (problem := field_problem(key)) is not None:
+        return f"item id is {problem}", key
     if key in seen:
         return "duplicate item id", key
     if not isinstance(record, dict):
@@ -163,6 +167,10 @@ def _item_problem(key: str, record: Any, seen: set[str]) -> tuple[str, Any] | No
         value = record.get(field)
         if value is not None and not isinstance(value, str):
             return f"item field {field!r} is not a string", value
+        if value is not None and (problem := field_problem(value)) is not None:
+            return f"item field {field!r} is {problem}", value
+    if _clean(record["title"]) is None:  # a required field: empty is as bad as missing
+        return "item record has an empty 'title'", record["title"]
     return None
 
 
@@ -170,6 +178,8 @@ def _user_problem(user: str, items: Any, seen: set[str]) -> tuple[str, Any] | No
     """The (reason, value) that makes a user record unusable, or ``None`` when it is fine."""
     if not user.strip():
         return "empty user id", user
+    if (problem := field_problem(user)) is not None:
+        return f"user id is {problem}", user
     if user in seen:
         return "duplicate user id", user
     if not isinstance(items, list):
@@ -236,12 +246,7 @@ def _iter_json_object(path: Path) -> Iterator[tuple[str, Any, int]]:
     Raises:
         SourceError: the file is missing, empty, not UTF-8, not valid JSON, or not an object.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SourceError(path, "file not found") from None
-    except UnicodeDecodeError as exc:
-        raise SourceError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    text = read_utf8(path)
     pos = _WS.match(text).end()
     if pos == len(text):
         raise SourceError(path, "empty file")
@@ -260,9 +265,14 @@ def _iter_json_object(path: Path) -> Iterator[tuple[str, Any, int]]:
                 pos = _WS.match(text, pos).end()
                 _expect(text, pos, ":", "Expecting ':' delimiter")
                 pos = _WS.match(text, pos + 1).end()
-                value, pos = decoder.raw_decode(text, pos)
                 line += text.count("\n", counted, start)
                 counted = start
+                try:
+                    value, pos = decoder.raw_decode(text, pos)
+                except RecursionError:
+                    raise SourceError(
+                        path, "JSON nested too deeply", line=line, record=key
+                    ) from None
                 yield key, value, line
                 pos = _WS.match(text, pos).end()
                 if text.startswith(",", pos):

@@ -1,7 +1,8 @@
 """Shop data as CSV files: products, interactions and (optionally) a category tree.
 
 Every file is UTF-8 (a BOM is allowed), comma-separated with strict ``"`` quoting
-(RFC 4180), and starts with a header row naming its columns in any order. Values are stripped
+(RFC 4180), and starts with a header row naming its columns in any order. A field holds at
+most 128 KiB (:data:`ingest.sources.text.MAX_FIELD_CHARS`, the same limit as JSON sources). Values are stripped
 of surrounding whitespace; an empty value means "not given". Columns not listed below are
 ignored; blank lines are skipped. Line numbers in errors are 1-based, the header being line 1.
 
@@ -46,6 +47,7 @@ from tqdm.auto import tqdm
 from ingest.errors import SourceError
 from ingest.rejects import Rejects
 from ingest.sources.categories import CategoryTree
+from ingest.sources.text import MAX_FIELD_CHARS, decode_utf8
 from ingest.tables import GraphTables
 
 __all__ = ["read_csv"]
@@ -135,10 +137,12 @@ def _rows(
         raise SourceError(path, "file not found") from None
     with handle:
         reader = csv.reader(handle, strict=True)
+        end = 0  # the line the last record read ended on
         try:
             header = next(reader, None)
             if header is None or not any(h.strip() for h in header):
                 raise SourceError(path, "empty file (no header row)")
+            end = reader.line_num
             names = [h.strip() for h in header]
             for column in required:
                 if column not in names:
@@ -146,7 +150,6 @@ def _rows(
                         path, f"header lacks required column {column!r}", line=1, value=names
                     )
             index = {c: names.index(c) for c in columns if c in names}
-            end = reader.line_num
             for fields in tqdm(reader, desc=path.name, unit=" rows", disable=not show_progress):
                 line, end = end + 1, reader.line_num
                 if not fields or (len(fields) == 1 and not fields[0].strip()):
@@ -157,13 +160,27 @@ def _rows(
                         SourceError(path, message, line=line, value=fields), "field count"
                     )
                     continue
+                longest = max(fields, key=len)
+                if len(longest) > MAX_FIELD_CHARS:  # csv's own limit may have been raised
+                    message = f"a field is longer than the {MAX_FIELD_CHARS:,}-character limit"
+                    rejects.report(SourceError(path, message, line=line), "field too long")
+                    continue
                 yield line, {c: fields[i].strip() for c, i in index.items()}
         except UnicodeDecodeError as exc:
-            raise SourceError(
-                path, f"not UTF-8 text ({exc.reason})", line=reader.line_num
-            ) from None
-        except csv.Error as exc:
-            raise SourceError(path, f"malformed CSV: {exc}", line=reader.line_num) from None
+            # the decoder reads ahead of the reader: find the bad byte's line in the bytes
+            data = path.read_bytes()
+            try:
+                decode_utf8(data, path)
+            except SourceError as error:
+                raise error from None
+            raise SourceError(path, f"not UTF-8 text ({exc.reason})") from None
+        except csv.Error as exc:  # in the record that starts on the line after `end`
+            message = f"malformed CSV: {exc}"
+            if "field larger than field limit" in str(exc):
+                message = f"a field is longer than the {MAX_FIELD_CHARS:,}-character limit"
+            elif "unexpected end of data" in str(exc):
+                message += " (a quoted field is never closed)"
+            raise SourceError(path, message, line=end + 1) from None
 
 
 def _missing(

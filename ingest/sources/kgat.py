@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 from ingest import schema
 from ingest.errors import SourceError
 from ingest.rejects import Rejects
+from ingest.sources.text import decode_utf8, field_problem, read_utf8
 from ingest.tables import GraphTables, empty_table
 
 __all__ = ["read_kgat"]
@@ -307,11 +308,16 @@ def _optional_list(
             org, remap = fields[0], fields[1] if len(fields) > 1 else ""
         else:
             org, _, remap = line.rstrip().rpartition(" ")
-        if not (remap.isascii() and remap.isdigit()):
+        if not (remap.isascii() and remap.isdigit() and len(remap) <= 18):
             error = SourceError(
-                path, "remap id is not a non-negative integer", line=lineno, value=line
-            )
+                path, "remap id is not a non-negative integer of at most 18 digits",
+                line=lineno, value=line,
+            )  # fmt: skip
             rejects.report(error, "bad remap id")
+            continue
+        if (problem := field_problem(org)) is not None:
+            error = SourceError(path, f"org id is {problem}", line=lineno, value=org)
+            rejects.report(error, "bad org id")
             continue
         if int(remap) in ids:
             error = SourceError(path, "duplicate remap id", line=lineno, value=remap)
@@ -322,10 +328,7 @@ def _optional_list(
 
 
 def _read_text(path: Path) -> str:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise SourceError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    text = read_utf8(path)
     if not text.strip():
         raise SourceError(path, "empty file")
     return text
@@ -342,10 +345,7 @@ def _read_zipped_text(path: Path, member: str) -> tuple[Path, str]:
     except zipfile.BadZipFile as exc:
         raise SourceError(path, f"not a zip file: {exc}") from None
     shown = Path(f"{path}!{names[0]}")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SourceError(shown, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    text = decode_utf8(data, shown)
     if not text.strip():
         raise SourceError(shown, "empty file")
     return shown, text

@@ -101,6 +101,10 @@ class SyntheticConfig:
         object.__setattr__(self, "branching", tuple(int(b) for b in self.branching))
         checks = [
             (self.n_products >= 1 and self.n_users >= 1, "n_products and n_users must be >= 1"),
+            (
+                max(self.n_products, self.n_users) <= 10**8 and self.n_interactions <= 10**9,
+                "at most 100,000,000 products and users and 1,000,000,000 interactions",
+            ),
             (len(self.branching) >= 2, "branching needs at least 2 levels"),
             (all(b >= 1 for b in self.branching), "branching entries must be >= 1"),
             (self.branching[0] >= 2, "need at least 2 departments (complements cross them)"),
