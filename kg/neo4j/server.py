@@ -17,6 +17,7 @@ import secrets
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import time
 from dataclasses import dataclass
@@ -222,7 +223,7 @@ class LocalNeo4j:
             return self._password
         if self.password_file.exists():
             return self.password_file.read_text().strip()
-        self.home.mkdir(parents=True, exist_ok=True)
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         new = secrets.token_urlsafe(24)
         fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
@@ -273,8 +274,7 @@ class LocalNeo4j:
                 f"port {self.port} on {self.address} is already in use; pick another with --port"
             )
         target = build_launcher(self.launcher_dir)
-        self.home.mkdir(parents=True, exist_ok=True)
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        self._private_home()
         env = dict(os.environ)
         env.pop("KGREC_NEO4J_PASSWORD", None)
         if self.auth:
@@ -293,11 +293,13 @@ class LocalNeo4j:
             "--pagecache", self.pagecache,
         ]  # fmt: skip
         started = time.time()
-        log = open(self.log_file, "ab")  # noqa: SIM115 - handed to the child process
+        fd = os.open(self.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        log = os.fdopen(fd, "ab")
         try:
+            # umask 077: every file the JVM creates (store, logs, auth) is its owner's alone
             self._proc = subprocess.Popen(
                 cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=env, start_new_session=True,
+                env=env, start_new_session=True, umask=0o077,
             )  # fmt: skip
         finally:
             log.close()
@@ -320,8 +322,20 @@ class LocalNeo4j:
         self._write_state(info)
         return info
 
+    def _private_home(self) -> None:
+        """Create the home (and its logs folder) readable by this user only, and take group and
+        other access away from everything an older kgrec left in it (mode 0644 files)."""
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.log_file.parent.mkdir(mode=0o700, exist_ok=True)
+        for root, dirs, files in os.walk(self.home):
+            for name in (".", *dirs, *files):
+                path = os.path.join(root, name)
+                mode = os.lstat(path).st_mode
+                if mode & 0o077 and not stat.S_ISLNK(mode):
+                    os.chmod(path, stat.S_IMODE(mode) & 0o700)
+
     def _write_state(self, info: ServerInfo) -> None:
-        write_atomic(self.state_file, json.dumps(info.__dict__, indent=2))
+        write_atomic(self.state_file, json.dumps(info.__dict__, indent=2), mode=0o600)
 
     def _log_tail(self, lines: int = 12) -> str:
         try:

@@ -1,10 +1,17 @@
 package io.kgrec.launcher;
 
+import java.io.OutputStream;
+import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
+
+import org.neo4j.cli.ExecutionContext;
+import org.neo4j.commandline.admin.security.SetInitialPasswordCommand;
+import org.neo4j.io.fs.DefaultFileSystemAbstraction;
+import picocli.CommandLine;
 
 import org.neo4j.configuration.GraphDatabaseSettings;
 import org.neo4j.configuration.connectors.BoltConnector;
@@ -18,8 +25,11 @@ import org.neo4j.dbms.api.DatabaseManagementServiceBuilder;
  * <p>Arguments: {@code --home DIR --port N [--address 127.0.0.1] [--auth true|false]
  * [--pagecache 1g] [--conf key=value ...]}. The password of the {@code neo4j} user comes from the
  * environment variable {@code KGREC_NEO4J_PASSWORD} (never the command line, which other users of
- * the machine can read). SIGTERM or SIGINT run a shutdown hook that closes every database cleanly.
- * One line {@code KGREC_READY bolt://host:port} is printed once Bolt accepts connections.
+ * the machine can read). On a fresh home it is written to the auth store with Neo4j's own
+ * {@code set-initial-password} before the database starts, so the built-in {@code neo4j/neo4j}
+ * login never works, not even for the first seconds. Anonymous usage reporting is off. SIGTERM or
+ * SIGINT run a shutdown hook that closes every database cleanly. One line
+ * {@code KGREC_READY bolt://host:port} is printed once Bolt accepts connections.
  */
 public final class Launcher {
 
@@ -61,8 +71,13 @@ public final class Launcher {
         raw.putIfAbsent("db.tx_log.rotation.retention_policy", "2 files");
         // Strict config validation would reject the unknown settings of other Neo4j versions.
         raw.putIfAbsent("server.config.strict_validation.enabled", "false");
+        // A local recommender holding shop data sends nothing anywhere.
+        raw.putIfAbsent("dbms.usage_report.enabled", "false");
 
         Files.createDirectories(home);
+        if (auth && !Files.exists(home.resolve("data").resolve("databases").resolve("system"))) {
+            setInitialPassword(home, password);  // before the first start: no default login
+        }
         // The embedded builder takes raw settings only from a properties file: write ours there.
         Path conf = home.resolve("launcher.conf");
         StringBuilder text = new StringBuilder("# written by the kgrec launcher at every start\n");
@@ -91,9 +106,21 @@ public final class Launcher {
         stopped.await();
     }
 
+    /** Neo4j's {@code neo4j-admin dbms set-initial-password}, run in this process. */
+    private static void setInitialPassword(Path home, String password) {
+        PrintStream quiet = new PrintStream(OutputStream.nullOutputStream());
+        ExecutionContext context = new ExecutionContext(
+                home, home.resolve("conf"), quiet, System.err, new DefaultFileSystemAbstraction());
+        int code = new CommandLine(new SetInitialPasswordCommand(context)).execute(password);
+        if (code != 0) {
+            fail("could not set the initial neo4j password (set-initial-password exit " + code + ")");
+        }
+    }
+
     private static void setPassword(DatabaseManagementService dbms, String password) {
-        // The built-in user starts with a password that must be changed; set ours and drop that flag.
-        // Re-setting the same password on a later start is refused by Neo4j; that refusal is harmless.
+        // A home made by an older launcher started with the built-in password: set ours (and a
+        // password changed in NEO4J_PASSWORD since). Re-setting the same password is refused by
+        // Neo4j; that refusal is harmless.
         try {
             dbms.database("system").executeTransactionally(
                     "ALTER USER neo4j SET PASSWORD $password CHANGE NOT REQUIRED",
