@@ -11,7 +11,8 @@ What a re-load does to what is stored:
   the source) keeps the stored one;
 * the outgoing ``INTERACTED``, ``IN_CATEGORY``, ``MADE_BY`` and ``SUBCATEGORY_OF`` edges of every
   node in the tables become exactly the tables' rows: a user's history that changed replaces the
-  stored one (edges at positions it no longer has, or to other products, are deleted), a product
+  stored one (edges at positions it no longer has, or to other products, are deleted; edges
+  written by live events, :mod:`ingest.events`, are kept), a product
   that moved to another brand or category loses the old edge. Nodes the tables do not list keep
   their edges. KG triples are only ever added.
 * ``INTERACTED`` is keyed by ``(user, order)``: a relationship property uniqueness constraint on
@@ -249,10 +250,12 @@ def _prune_query(edge: schema.EdgeType) -> str:
     """Delete the outgoing ``edge`` edges of each listed node that the load does not hold:
     ``$p_keep[i]`` lists the keys kept (the target's key, and for ``INTERACTED`` its order)."""
     kept = "b.id + $sep + toString(r.order)" if edge is schema.INTERACTED else "b.id"
+    # an interaction a live event wrote (ingest.events) is not the source's to delete
+    live = "r.event_id IS NULL AND " if edge is schema.INTERACTED else ""
     return (
         _ROWS.format(first="id")
         + f"MATCH (a:{edge.src.label} {{{edge.src.key}: $p_id[i]}})-[r:{edge.rel_type}]->(b) "
-        + f"WHERE NOT {kept} IN $p_keep[i] DELETE r"
+        + f"WHERE {live}NOT {kept} IN $p_keep[i] DELETE r"
     )
 
 

@@ -199,11 +199,12 @@ _EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 
 
 def _register_extras() -> None:
-    from kg import cli_demo, cli_embed, cli_ingest, cli_query, cli_train
+    from kg import cli_demo, cli_embed, cli_events, cli_ingest, cli_query, cli_train
 
     _EXTRA_COMMANDS[:] = [
         cli_ingest.register,
         cli_embed.register,
+        cli_events.register,
         cli_train.register,
         cli_query.register,
         cli_demo.register,
