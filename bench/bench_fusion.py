@@ -58,7 +58,7 @@ def _kge_artifact(tables: GraphTables, model: str, dim: int) -> Path:
         model=model, dim=dim, epochs=300, batch_size=512, lr=0.02, eval_every=25, patience=3,
         seed=42,
     )  # fmt: skip
-    embed_graph(tables, cfg, folder, show_progress=True)
+    embed_graph(tables, cfg, folder, restart=True, show_progress=True)  # other data: anew
     return folder
 
 

@@ -105,7 +105,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
             config = EmbedConfig(model="transe", dim=32, epochs=args.kge_epochs, batch_size=512,
                                  lr=0.02, eval_every=10, seed=args.seed)  # fmt: skip
-            emb = embed_graph(back, config, out / "kge-transe", show_progress=show)
+            # the demo trains afresh each run: its graph may differ from the last run's
+            emb = embed_graph(back, config, out / "kge-transe", restart=True, show_progress=show)
             test = emb.config["metrics"]["test"]
             print(
                 f"TransE embeddings: {emb.config['training']['epochs_trained']} epochs in "
