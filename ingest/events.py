@@ -16,6 +16,10 @@ Events are JSON objects with a ``type`` (the classes are in :mod:`ingest.schema`
 field); :func:`write_events` commits the batch in one transaction, which also refuses it whole
 when an interaction names a product that neither Neo4j nor an earlier event of the batch has.
 
+**Direct writes.** An ETL job or an analyst may write ``INTERACTED`` edges or ``Product`` nodes
+straight into Neo4j. Loads mark what they write ``seq = 0``; :meth:`EventLog.claim_direct_writes`
+numbers whatever has no ``seq`` yet, so readers pick it up like an event.
+
 **Durable and idempotent.** :func:`write_events` returns only after the commit. Each batch takes
 the next block of numbers of one counter node (``(:KgrecSeq {name: "events"})``) under its write
 lock, so an event's ``seq`` orders it by commit; readers follow the graph with
@@ -298,6 +302,31 @@ class EventLog:
         (see :func:`events_since`)."""
         return events_since(self.driver, after, limit=limit, database=self.database)
 
+    def counts(self) -> tuple[int, int]:
+        """``(INTERACTED edges, Product nodes)`` in the graph, from Neo4j's count store (a
+        constant-time read: a change in them is the cheap sign of a direct write)."""
+        records, _, _ = self.driver.execute_query(
+            f"CALL {{ MATCH ()-[r:{schema.INTERACTED.rel_type}]->() RETURN count(r) AS r }} "
+            f"CALL {{ MATCH (p:{schema.PRODUCT.label}) RETURN count(p) AS p }} RETURN r, p",
+            database_=self.database,
+        )
+        return int(records[0]["r"]), int(records[0]["p"])
+
+    def claim_direct_writes(self, *, limit: int = 10_000) -> int:
+        """Number the ``INTERACTED`` edges and ``Product`` nodes that were written straight
+        into Neo4j (by an ETL job or an analyst: neither a load, which marks what it writes
+        ``seq = 0``, nor an event), so that :meth:`since` hands them on like events. An edge
+        without an ``order`` gets the next position of its user's history, and ``user_id`` and
+        an ``event_id`` (``"direct:<element id>"``) are set. Scans every edge: call it when
+        :meth:`counts` changed.
+
+        Returns:
+            How many were numbered (at most ``limit`` edges and ``limit`` products per call).
+        """
+        self.ensure_schema()
+        with self.driver.session(database=self.database) as session:
+            return session.execute_write(_claim, limit)
+
 
 def _write_batch(tx: neo4j.ManagedTransaction, events: list[schema.Event]) -> EventReceipt:
     n = len(events)
@@ -449,6 +478,64 @@ def _link(tx: neo4j.ManagedTransaction, event: schema.ProductEvent) -> None:
             id=event.product_id,
             brand=event.brand,
         ).consume()
+
+
+def _claim(tx: neo4j.ManagedTransaction, limit: int) -> int:
+    tx.run(
+        "MERGE (c:KgrecSeq {name: $name}) ON CREATE SET c.value = 0 SET c.value = c.value",
+        name=_COUNTER,
+    ).consume()  # the counter's write lock: numbers in commit order, as for events
+    edges = [
+        dict(r)
+        for r in tx.run(
+            f"MATCH (u:{schema.USER.label})-[r:{schema.INTERACTED.rel_type}]->() "
+            "WHERE r.seq IS NULL RETURN elementId(r) AS id, u.id AS user, r.order AS order "
+            "LIMIT $limit",
+            limit=limit,
+        )
+    ]
+    products = [
+        r["id"]
+        for r in tx.run(
+            f"MATCH (p:{schema.PRODUCT.label}) WHERE p.seq IS NULL RETURN elementId(p) AS id "
+            "LIMIT $limit",
+            limit=limit,
+        )
+    ]
+    n = len(edges) + len(products)
+    if not n:
+        return 0
+    base = tx.run(
+        "MATCH (c:KgrecSeq {name: $name}) SET c.value = c.value + $n RETURN c.value - $n AS b",
+        name=_COUNTER,
+        n=n,
+    ).single()["b"]
+    unordered = sorted({e["user"] for e in edges if e["order"] is None})
+    last = {
+        r["id"]: r["last"]
+        for r in tx.run(
+            f"UNWIND $users AS id MATCH (u:{schema.USER.label} {{id: id}}) "
+            f"OPTIONAL MATCH (u)-[r:{schema.INTERACTED.rel_type}]->() "
+            "RETURN id, coalesce(max(r.order), -1) AS last",
+            users=unordered,
+        )
+    }
+    for i, edge in enumerate(edges):
+        edge["seq"] = base + 1 + i
+        if edge["order"] is None:
+            last[edge["user"]] += 1
+            edge["order"] = last[edge["user"]]
+    tx.run(
+        "UNWIND $rows AS row MATCH ()-[r]->() WHERE elementId(r) = row.id "
+        "SET r.seq = row.seq, r.order = row.order, r.user_id = row.user, "
+        "r.event_id = coalesce(r.event_id, 'direct:' + row.id)",
+        rows=edges,
+    ).consume()
+    tx.run(
+        "UNWIND $rows AS row MATCH (p) WHERE elementId(p) = row.id SET p.seq = row.seq",
+        rows=[{"id": p, "seq": base + 1 + len(edges) + i} for i, p in enumerate(products)],
+    ).consume()
+    return n
 
 
 def last_seq(driver: neo4j.Driver, *, database: str = "neo4j") -> int:

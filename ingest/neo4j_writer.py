@@ -214,6 +214,8 @@ _ROWS = "UNWIND range(0, size($p_{first}) - 1) AS i "
 def _node_query(node: schema.NodeType, props: tuple[str, ...]) -> str:
     # a value not given (null) keeps the stored one
     sets = ", ".join(f"n.{p} = coalesce($p_{p}[i], n.{p})" for p in props)
+    if node is schema.PRODUCT:  # sequenced: batch-loaded (ingest.events.DirectWrites)
+        sets += ", n.seq = coalesce(n.seq, 0)"
     return (
         _ROWS.format(first=node.key)
         + f"MERGE (n:{node.label} {{{node.key}: $p_{node.key}[i]}})"
@@ -232,11 +234,15 @@ def _edge_query(edge: schema.EdgeType, props: tuple[str, ...], create: bool) -> 
     key = ("order",) if edge is schema.INTERACTED else ()
     if edge is schema.INTERACTED:
         props = (edge.src_col, *props)
+    # seq 0: batch-loaded, not a direct write for ingest.events.DirectWrites to claim
+    seq = ("seq: 0",) if edge is schema.INTERACTED else ()
     if create:  # first load of this type: properties in the pattern (nulls are skipped)
-        allp = ", ".join(f"{p}: $p_{p}[i]" for p in (*key, *props))
+        allp = ", ".join((*(f"{p}: $p_{p}[i]" for p in (*key, *props)), *seq))
         return head + f"CREATE (a)-[:{edge.rel_type}" + (f" {{{allp}}}" if allp else "") + "]->(b)"
     keys = ", ".join(f"{p}: $p_{p}[i]" for p in key)
     sets = ", ".join(f"r.{p} = $p_{p}[i]" for p in props)
+    if seq:
+        sets += ", r.seq = coalesce(r.seq, 0)"
     return (
         head
         + f"MERGE (a)-[r:{edge.rel_type}"

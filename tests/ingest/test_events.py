@@ -154,3 +154,26 @@ def test_concurrent_writers_keep_every_key(shop_db) -> None:
         "count(DISTINCT u.id + '|' + toString(r.order)) AS keys"
     )
     assert dict(records[0]) == {"n": 300, "seqs": 300, "keys": 300}
+
+
+@pytest.mark.neo4j
+def test_writes_made_straight_in_neo4j_are_numbered_and_read_back(shop_db) -> None:
+    driver, shop = shop_db
+    log = EventLog(driver)
+    assert log.claim_direct_writes() == 0  # everything a load wrote is marked
+    seq = log.last_seq()
+    counts = log.counts()
+    driver.execute_query(  # an analyst, by hand: no seq, no order, no user_id
+        "MATCH (u:User {id: 'u3'}), (p:Product {id: 'p7'}) CREATE (u)-[:INTERACTED {kind: 'view'}]->(p) "
+        "CREATE (:Product {id: 'etl-1', title: 'From the ETL job'})"
+    )
+    assert log.counts() == (counts[0] + 1, counts[1] + 1)
+    assert log.claim_direct_writes() == 2
+    assert log.claim_direct_writes() == 0
+    got = log.since(seq)
+    assert [(type(a.event).__name__, a.event.product_id) for a in got] == [
+        ("InteractionEvent", "p7"),
+        ("ProductEvent", "etl-1"),
+    ]
+    last = max(r["order"] for r in shop.interactions.to_pylist() if r["user_id"] == "u3")
+    assert got[0].order == last + 1 and got[0].event.user_id == "u3"
