@@ -175,6 +175,14 @@ def _listen(port: int) -> object:
     return sock
 
 
+class _Stopped(Exception):
+    """SIGTERM arrived."""
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise _Stopped
+
+
 def cmd_browse(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -201,7 +209,16 @@ def cmd_browse(args: argparse.Namespace) -> int:
 
             webbrowser.open(url)
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        server.run(sockets=[sock])  # type: ignore[list-item]
+        # uvicorn stops on SIGINT/SIGTERM, then raises the signal again: end here cleanly (and
+        # stop a Neo4j started for this command) instead of dying of it.
+        previous = signal.signal(signal.SIGTERM, _stop)
+        try:
+            server.run(sockets=[sock])  # type: ignore[list-item]
+        except (_Stopped, KeyboardInterrupt):
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    print("kgrec browse: stopped", flush=True)
     return 0
 
 

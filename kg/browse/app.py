@@ -23,7 +23,20 @@ from urllib.parse import urlsplit
 
 from kg.neo4j.settings import Neo4jSettings
 
-__all__ = ["STATIC_DIR", "AssetsMissingError", "create_app", "websocket_origin"]
+__all__ = [
+    "EXPAND_LIMIT",
+    "EXPAND_QUERY",
+    "STATIC_DIR",
+    "AssetsMissingError",
+    "create_app",
+    "websocket_origin",
+]
+
+#: What a click on a node adds to the graph: its relationships and neighbours, at most
+#: ``$limit`` of them (the page runs it with the node's element id and :data:`EXPAND_LIMIT`).
+EXPAND_QUERY = """MATCH (n)-[r]-(m) WHERE elementId(n) = $id
+RETURN n, r, m ORDER BY elementId(r) LIMIT $limit"""
+EXPAND_LIMIT = 25
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
@@ -110,6 +123,7 @@ def create_app(settings: Neo4jSettings, token: str, static_dir: Path = STATIC_DI
         "database": settings.database,
         "auth": settings.user is not None,
         "recipes": _recipes(),
+        "expand": {"query": EXPAND_QUERY, "limit": EXPAND_LIMIT},
     }
 
     async def page(request: Request) -> Response:

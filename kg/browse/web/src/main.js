@@ -5,9 +5,6 @@ import neo4j from 'neo4j-driver';
 import { GraphView } from './graph.js';
 import { collectGraph, formatValue, renderTable } from './results.js';
 
-const EXPAND = `MATCH (n)-[r]-(m) WHERE elementId(n) = $id
-RETURN n, r, m ORDER BY elementId(r) LIMIT $limit`;
-const EXPAND_LIMIT = 25;
 const TOKEN_KEY = 'kgrec-browse-token';
 
 const $ = (id) => document.getElementById(id);
@@ -247,14 +244,15 @@ async function expand(node) {
     `(:${node.labels.join(':')}) ` +
     Object.entries(node.properties).map(([k, v]) => `${k}: ${formatValue(v)}`).join('\n');
   try {
+    const { query, limit } = state.config.expand;
     const result = await state.driver.executeQuery(
-      EXPAND,
-      { id: node.elementId, limit: neo4j.int(EXPAND_LIMIT) },
+      query,
+      { id: node.elementId, limit: neo4j.int(limit) },
       { database: state.config.database, routing: neo4j.routing.READ },
     );
     graph.add(collectGraph(result.records));
     setStatus(`expanded ${node.labels[0] ?? 'node'} ${node.properties.id ?? ''}: ` +
-      `${result.records.length} relationships (at most ${EXPAND_LIMIT})`);
+      `${result.records.length} relationships (at most ${limit})`);
   } catch (error) {
     setStatus(error.message, true);
   }
