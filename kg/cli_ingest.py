@@ -22,7 +22,15 @@ def _read(args: argparse.Namespace) -> GraphTables:
     if args.source == "amazon":
         from ingest.sources.amazon import read_amazon
 
-        tables = read_amazon(args.folder, args.name, rejects=rejects, show_progress=show)
+        tables = read_amazon(
+            args.folder,
+            args.name,
+            category_separator=args.category_separator,
+            rejects=rejects,
+            show_progress=show,
+        )
+        how = "given" if args.category_separator else "the one most category strings use"
+        print(f"category separator: {tables.meta['category_separator']!r} ({how})")
     elif args.source == "kgat":
         from ingest.sources.kgat import read_kgat
 
@@ -116,6 +124,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = src.add_parser("amazon", help="processed Amazon JSON: <Name>.item.json + <Name>.inter.json")
     p.add_argument("folder", type=Path)
     p.add_argument("--name", help="file prefix, e.g. Scientific (default: the only one)")
+    p.add_argument(
+        "--category-separator",
+        choices=(",", ", ", " > "),  # ingest.sources.category_paths.SEPARATORS (no pyarrow here)
+        help="how category paths are joined: ',' (Amazon 2018), ', ' (Amazon 2014) or ' > ' "
+        "(default: the one most category strings use; see ingest/sources/category_paths.py)",
+    )
     _common(p)
     p = src.add_parser("kgat", help="KGAT layout: train.txt, test.txt, kg_final.txt, *_list.txt")
     p.add_argument("folder", type=Path)

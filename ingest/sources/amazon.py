@@ -5,8 +5,11 @@ A dataset folder holds two files named after the dataset (e.g. ``Scientific``):
 ``<Name>.item.json``
     ``{"<item_id>": {"title": str, "description": str, "brand": str, "categories": str}}``.
     ``title`` is required; the other fields may be missing, null or empty. ``categories`` is
-    the Amazon category path joined with ``,``; names themselves may contain ``", "``, so the
-    path is split on a comma *not* followed by a space.
+    the Amazon category path: joined with ``,`` in the 2018 releases (names themselves may
+    contain ``", "``, so the path is split on a comma *not* followed by a space), with ``", "``
+    in the 2014 ones, or with ``" > "``. ``category_separator`` names it; by default the
+    separator most strings use is taken (:mod:`ingest.sources.category_paths`, which also
+    says how ``", "``-joined paths are resolved with the names of the whole file).
 ``<Name>.inter.json``
     ``{"<user_id>": [item_id, ...]}``, each list in chronological order; item ids are integers
     naming keys of the item file.
@@ -37,32 +40,30 @@ from tqdm.auto import tqdm
 from ingest.errors import SourceError
 from ingest.rejects import Rejects
 from ingest.sources.categories import CategoryTree
+from ingest.sources.category_paths import SEPARATORS, detect_separator, split_path, split_paths
 from ingest.tables import GraphTables
 
 __all__ = ["read_amazon", "split_category_path"]
-
-#: Separator of Amazon category names: a comma not followed by a space.
-CATEGORY_SEPARATOR = re.compile(r",(?! )")
 
 _WS = re.compile(r"[ \t\n\r]*")
 _TEXT_FIELDS = ("description", "brand", "categories")
 
 
 def split_category_path(text: str) -> list[str]:
-    """Split an Amazon category string into cleaned names.
+    """Split an Amazon 2018 category string (``,`` separator) into cleaned names.
 
     ``"Industrial &amp; Scientific,Test, Measure & Inspect,Gauges"`` gives
     ``["Industrial & Scientific", "Test, Measure & Inspect", "Gauges"]``: split on ``,`` not
     followed by a space, HTML-unescape and strip each name, drop empty names.
     """
-    names = (html.unescape(part).strip() for part in CATEGORY_SEPARATOR.split(text))
-    return [name for name in names if name]
+    return split_path(text, ",")
 
 
 def read_amazon(
     folder: str | Path,
     name: str | None = None,
     *,
+    category_separator: str | None = None,
     rejects: Rejects | None = None,
     show_progress: bool = True,
 ) -> GraphTables:
@@ -72,6 +73,9 @@ def read_amazon(
         folder: the dataset folder.
         name: the file prefix (e.g. ``"Scientific"``); ``None`` finds the single
             ``*.item.json`` in ``folder``.
+        category_separator: how category paths are joined, ``","``, ``", "`` or ``" > "``;
+            ``None`` takes the one most strings use. The one used is in
+            ``tables.meta["category_separator"]``.
         rejects: where bad records go in skip mode; ``None`` raises on the first.
         show_progress: show tqdm progress bars.
 
@@ -80,7 +84,12 @@ def read_amazon(
 
     Raises:
         SourceError: a missing, empty or malformed file, or (unless skipped) a bad record.
+        ValueError: an unknown ``category_separator``.
     """
+    if category_separator is not None and category_separator not in SEPARATORS:
+        raise ValueError(
+            f"unknown category separator {category_separator!r}; one of {list(SEPARATORS)}"
+        )
     folder = Path(folder)
     rejects = rejects if rejects is not None else Rejects("raise")
     if name is None:
@@ -88,7 +97,9 @@ def read_amazon(
     item_path = folder / f"{name}.item.json"
     inter_path = folder / f"{name}.inter.json"
 
-    products, brand_of, category_of, tree = _read_items(item_path, rejects, show_progress)
+    products, brand_of, raw_categories = _read_items(item_path, rejects, show_progress)
+    separator = category_separator or detect_separator(raw_categories.values())
+    category_of, tree = _category_tree(raw_categories, separator)
     users, interactions = _read_interactions(inter_path, products, rejects, show_progress)
 
     brands = sorted(set(brand_of.values()))
@@ -101,7 +112,12 @@ def read_amazon(
         made_by=_edges(brand_of, "product_id", "brand_id"),
         in_category=_edges(category_of, "product_id", "category_id"),
         interactions=interactions,
-        meta={"source": "amazon", "path": str(folder), "name": name},
+        meta={
+            "source": "amazon",
+            "path": str(folder),
+            "name": name,
+            "category_separator": separator,
+        },
     )
     return tables.validate()
 
@@ -116,13 +132,26 @@ def _find_name(folder: Path) -> str:
     return found[0].name[: -len(".item.json")]
 
 
+def _category_tree(
+    raw_categories: dict[str, str], separator: str
+) -> tuple[dict[str, str], CategoryTree]:
+    """Each product's leaf category, and the tree, from the products' category strings."""
+    paths = split_paths(raw_categories.values(), separator)
+    tree = CategoryTree()
+    category_of: dict[str, str] = {}
+    for key, text in raw_categories.items():
+        leaf = tree.add(paths[text])
+        if leaf is not None:
+            category_of[key] = leaf
+    return category_of, tree
+
+
 def _read_items(
     path: Path, rejects: Rejects, show_progress: bool
-) -> tuple[dict[str, list[Any]], dict[str, str], dict[str, str], CategoryTree]:
+) -> tuple[dict[str, list[Any]], dict[str, str], dict[str, str]]:
     products: dict[str, list[Any]] = {"id": [], "title": [], "description": []}
     brand_of: dict[str, str] = {}
-    category_of: dict[str, str] = {}
-    tree = CategoryTree()
+    raw_categories: dict[str, str] = {}
     seen: set[str] = set()
     records = tqdm(
         _iter_json_object(path), desc=path.name, unit=" items", disable=not show_progress
@@ -140,12 +169,10 @@ def _read_items(
         brand = _clean(record.get("brand"))
         if brand is not None:
             brand_of[key] = brand
-        leaf = tree.add(split_category_path(record.get("categories") or ""))
-        if leaf is not None:
-            category_of[key] = leaf
+        raw_categories[key] = record.get("categories") or ""
     if not seen and not rejects.count:
         raise SourceError(path, "no item records")
-    return products, brand_of, category_of, tree
+    return products, brand_of, raw_categories
 
 
 def _item_problem(key: str, record: Any, seen: set[str]) -> tuple[str, Any] | None:
