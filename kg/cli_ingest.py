@@ -1,4 +1,4 @@
-"""``kgrec ingest amazon|kgat|csv|synthetic`` and ``kgrec export``."""
+"""``kgrec ingest amazon|recbole|kgat|csv|synthetic`` and ``kgrec export``."""
 
 from __future__ import annotations
 
@@ -29,8 +29,16 @@ def _read(args: argparse.Namespace) -> GraphTables:
             rejects=rejects,
             show_progress=show,
         )
-        how = "given" if args.category_separator else "the one most category strings use"
-        print(f"category separator: {tables.meta['category_separator']!r} ({how})")
+    elif args.source == "recbole":
+        from ingest.sources.recbole import read_recbole
+
+        tables = read_recbole(
+            args.folder,
+            args.name,
+            category_separator=args.category_separator,
+            rejects=rejects,
+            show_progress=show,
+        )
     elif args.source == "kgat":
         from ingest.sources.kgat import read_kgat
 
@@ -46,6 +54,9 @@ def _read(args: argparse.Namespace) -> GraphTables:
 
         config = SyntheticConfig.preset(args.preset, seed=args.seed)
         tables = generate_shop(config, show_progress=show)
+    if "category_separator" in tables.meta:
+        how = "given" if args.category_separator else "the one most category strings use"
+        print(f"category separator: {tables.meta['category_separator']!r} ({how})")
     if args.rejects:
         rejects.write(args.rejects)
         print(f"rejected rows: {rejects.count} -> {args.rejects} {json.dumps(rejects.summary())}")
@@ -112,6 +123,15 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, help="local Neo4j Bolt port")
 
 
+def _category_separator(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--category-separator",
+        choices=(",", ", ", " > "),  # ingest.sources.category_paths.SEPARATORS (no pyarrow here)
+        help="how category paths are joined: ',' (Amazon 2018), ', ' (Amazon 2014) or ' > ' "
+        "(default: the one most category strings use; see ingest/sources/category_paths.py)",
+    )
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``ingest`` and ``export`` to the ``kgrec`` parser."""
     ingest = sub.add_parser(
@@ -124,12 +144,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = src.add_parser("amazon", help="processed Amazon JSON: <Name>.item.json + <Name>.inter.json")
     p.add_argument("folder", type=Path)
     p.add_argument("--name", help="file prefix, e.g. Scientific (default: the only one)")
-    p.add_argument(
-        "--category-separator",
-        choices=(",", ", ", " > "),  # ingest.sources.category_paths.SEPARATORS (no pyarrow here)
-        help="how category paths are joined: ',' (Amazon 2018), ', ' (Amazon 2014) or ' > ' "
-        "(default: the one most category strings use; see ingest/sources/category_paths.py)",
-    )
+    _category_separator(p)
+    _common(p)
+    p = src.add_parser("recbole", help="RecBole atomic files: <name>.inter, optional <name>.item")
+    p.add_argument("folder", type=Path)
+    p.add_argument("--name", help="dataset name, the file prefix (default: the only *.inter)")
+    _category_separator(p)
     _common(p)
     p = src.add_parser("kgat", help="KGAT layout: train.txt, test.txt, kg_final.txt, *_list.txt")
     p.add_argument("folder", type=Path)
