@@ -19,20 +19,12 @@ def _read(args: argparse.Namespace) -> GraphTables:
 
     rejects = Rejects(on_error="skip" if args.rejects else "raise")
     show = not args.no_progress
-    if args.source == "amazon":
+    if args.source in ("amazon", "recbole"):
         from ingest.sources.amazon import read_amazon
-
-        tables = read_amazon(
-            args.folder,
-            args.name,
-            category_separator=args.category_separator,
-            rejects=rejects,
-            show_progress=show,
-        )
-    elif args.source == "recbole":
         from ingest.sources.recbole import read_recbole
 
-        tables = read_recbole(
+        reader = read_amazon if args.source == "amazon" else read_recbole
+        tables = reader(
             args.folder,
             args.name,
             category_separator=args.category_separator,

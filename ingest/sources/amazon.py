@@ -39,8 +39,13 @@ from tqdm.auto import tqdm
 
 from ingest.errors import SourceError
 from ingest.rejects import Rejects
-from ingest.sources.categories import CategoryTree
-from ingest.sources.category_paths import SEPARATORS, detect_separator, split_path, split_paths
+from ingest.sources.category_paths import (
+    category_tree,
+    check_separator,
+    detect_separator,
+    split_path,
+)
+from ingest.sources.common import edges_table, find_dataset_name
 from ingest.tables import GraphTables
 
 __all__ = ["read_amazon", "split_category_path"]
@@ -86,20 +91,17 @@ def read_amazon(
         SourceError: a missing, empty or malformed file, or (unless skipped) a bad record.
         ValueError: an unknown ``category_separator``.
     """
-    if category_separator is not None and category_separator not in SEPARATORS:
-        raise ValueError(
-            f"unknown category separator {category_separator!r}; one of {list(SEPARATORS)}"
-        )
+    check_separator(category_separator)
     folder = Path(folder)
     rejects = rejects if rejects is not None else Rejects("raise")
     if name is None:
-        name = _find_name(folder)
+        name = find_dataset_name(folder, ".item.json")
     item_path = folder / f"{name}.item.json"
     inter_path = folder / f"{name}.inter.json"
 
     products, brand_of, raw_categories = _read_items(item_path, rejects, show_progress)
     separator = category_separator or detect_separator(raw_categories.values())
-    category_of, tree = _category_tree(raw_categories, separator)
+    category_of, tree = category_tree(raw_categories, separator)
     users, interactions = _read_interactions(inter_path, products, rejects, show_progress)
 
     brands = sorted(set(brand_of.values()))
@@ -109,8 +111,8 @@ def read_amazon(
         brands=pa.Table.from_pydict({"id": pa.array(brands, pa.string()), "name": brands}),
         categories=tree.categories(),
         subcategory_of=tree.subcategory_of(),
-        made_by=_edges(brand_of, "product_id", "brand_id"),
-        in_category=_edges(category_of, "product_id", "category_id"),
+        made_by=edges_table(brand_of, "product_id", "brand_id"),
+        in_category=edges_table(category_of, "product_id", "category_id"),
         interactions=interactions,
         meta={
             "source": "amazon",
@@ -120,30 +122,6 @@ def read_amazon(
         },
     )
     return tables.validate()
-
-
-def _find_name(folder: Path) -> str:
-    if not folder.is_dir():
-        raise SourceError(folder, "not a folder")
-    found = sorted(folder.glob("*.item.json"))
-    if len(found) != 1:
-        what = "no *.item.json file" if not found else "several *.item.json files; pass name="
-        raise SourceError(folder, what, value=[p.name for p in found] or None)
-    return found[0].name[: -len(".item.json")]
-
-
-def _category_tree(
-    raw_categories: dict[str, str], separator: str
-) -> tuple[dict[str, str], CategoryTree]:
-    """Each product's leaf category, and the tree, from the products' category strings."""
-    paths = split_paths(raw_categories.values(), separator)
-    tree = CategoryTree()
-    category_of: dict[str, str] = {}
-    for key, text in raw_categories.items():
-        leaf = tree.add(paths[text])
-        if leaf is not None:
-            category_of[key] = leaf
-    return category_of, tree
 
 
 def _read_items(
@@ -319,9 +297,3 @@ def _clean(value: str | None) -> str | None:
         return None
     value = html.unescape(value).strip()
     return value or None
-
-
-def _edges(pairs: dict[str, str], src: str, dst: str) -> pa.Table:
-    return pa.Table.from_pydict(
-        {src: pa.array(list(pairs), pa.string()), dst: pa.array(list(pairs.values()), pa.string())}
-    )

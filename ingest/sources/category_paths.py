@@ -31,14 +31,30 @@ from __future__ import annotations
 import html
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
-__all__ = ["SEPARATORS", "detect_separator", "split_path", "split_paths"]
+from ingest.sources.categories import CategoryTree
+
+__all__ = [
+    "SEPARATORS",
+    "category_tree",
+    "check_separator",
+    "detect_separator",
+    "split_path",
+    "split_paths",
+]
 
 #: The separators :func:`split_paths` knows.
 SEPARATORS = (",", ", ", " > ")
 _TIGHT_COMMA = re.compile(r",(?! )")
 _ARROW = re.compile(r"\s*>\s*")
+
+
+def check_separator(separator: str | None) -> None:
+    """Raise ``ValueError`` unless ``separator`` is ``None`` (detect it) or one of
+    :data:`SEPARATORS`."""
+    if separator is not None and separator not in SEPARATORS:
+        raise ValueError(f"unknown category separator {separator!r}; one of {list(SEPARATORS)}")
 
 
 def _clean(parts: Iterable[str]) -> list[str]:
@@ -59,7 +75,8 @@ def split_path(text: str, separator: str) -> list[str]:
         return _clean(_ARROW.split(text))
     if separator == ", ":
         raise ValueError('", "-joined paths are split with the whole file: use split_paths')
-    raise ValueError(f"unknown category separator {separator!r}; one of {SEPARATORS}")
+    check_separator(separator)
+    raise AssertionError(separator)  # every separator is handled above
 
 
 def detect_separator(texts: Iterable[str]) -> str:
@@ -135,3 +152,25 @@ def split_paths(texts: Iterable[str], separator: str) -> dict[str, list[str]]:
                 start = depth
         out[text] = names
     return out
+
+
+def category_tree(
+    category_of: Mapping[str, str], separator: str
+) -> tuple[dict[str, str], CategoryTree]:
+    """The category tree of products' category strings, and each product's leaf.
+
+    Args:
+        category_of: each product's category string (in the order nodes are to be made).
+        separator: one of :data:`SEPARATORS`.
+
+    Returns:
+        ``{product: leaf category id}`` (products with an empty path left out) and the tree.
+    """
+    paths = split_paths(category_of.values(), separator)
+    tree = CategoryTree()
+    leaves: dict[str, str] = {}
+    for product, text in category_of.items():
+        leaf = tree.add(paths[text])
+        if leaf is not None:
+            leaves[product] = leaf
+    return leaves, tree

@@ -28,7 +28,6 @@ Users are the distinct ``user_id`` values in order of first appearance; ``kind``
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,8 +37,8 @@ from tqdm.auto import tqdm
 
 from ingest.errors import SourceError
 from ingest.rejects import Rejects
-from ingest.sources.categories import CategoryTree
-from ingest.sources.category_paths import SEPARATORS, detect_separator, split_paths
+from ingest.sources.category_paths import category_tree, check_separator, detect_separator
+from ingest.sources.common import edges_table, find_dataset_name, finite_number
 from ingest.tables import GraphTables
 
 __all__ = ["read_recbole"]
@@ -73,13 +72,10 @@ def read_recbole(
         SourceError: a missing or empty file, a bad header, or (unless skipped) a bad row.
         ValueError: an unknown ``category_separator``.
     """
-    if category_separator is not None and category_separator not in SEPARATORS:
-        raise ValueError(
-            f"unknown category separator {category_separator!r}; one of {list(SEPARATORS)}"
-        )
+    check_separator(category_separator)
     folder = Path(folder)
     rejects = rejects if rejects is not None else Rejects("raise")
-    name = name or _find_name(folder)
+    name = name or find_dataset_name(folder, ".inter")
     inter_path, item_path = folder / f"{name}.inter", folder / f"{name}.item"
     items = _read_items(item_path, rejects, show_progress) if item_path.exists() else None
     users, interactions, seen_items = _read_interactions(
@@ -90,13 +86,7 @@ def read_recbole(
         for item in seen_items:
             items.add(item, {})
     separator = category_separator or detect_separator(items.categories.values())
-    paths = split_paths(items.categories.values(), separator)
-    tree = CategoryTree()
-    category_of = {}
-    for item, text in items.categories.items():
-        leaf = tree.add(paths[text])
-        if leaf is not None:
-            category_of[item] = leaf
+    category_of, tree = category_tree(items.categories, separator)
     brands = sorted(set(items.brand_of.values()))
     tables = GraphTables(
         users=pa.Table.from_pydict({"id": pa.array(users, pa.string())}),
@@ -104,8 +94,8 @@ def read_recbole(
         brands=pa.Table.from_pydict({"id": pa.array(brands, pa.string()), "name": brands}),
         categories=tree.categories(),
         subcategory_of=tree.subcategory_of(),
-        made_by=_edges(items.brand_of, "product_id", "brand_id"),
-        in_category=_edges(category_of, "product_id", "category_id"),
+        made_by=edges_table(items.brand_of, "product_id", "brand_id"),
+        in_category=edges_table(category_of, "product_id", "category_id"),
         interactions=interactions,
         meta={
             "source": "recbole",
@@ -116,16 +106,6 @@ def read_recbole(
         },
     )
     return tables.validate()
-
-
-def _find_name(folder: Path) -> str:
-    if not folder.is_dir():
-        raise SourceError(folder, "not a folder")
-    found = sorted(folder.glob("*.inter"))
-    if len(found) != 1:
-        what = "no *.inter file" if not found else "several *.inter files; pass name="
-        raise SourceError(folder, what, value=[p.name for p in found] or None)
-    return found[0].name.removesuffix(".inter")
 
 
 def _rows(
@@ -173,23 +153,6 @@ def _field(path: Path, text: str) -> tuple[str, str]:
     return name, kind
 
 
-def _float(
-    path: Path, line: int, field: str, text: str, rejects: Rejects
-) -> tuple[bool, float | None]:
-    """An optional finite float; ``(False, None)`` when it was reported as bad."""
-    if not text:
-        return True, None
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        reason = f"{field} is not a finite number"
-        rejects.report(SourceError(path, reason, line=line, value=text), reason)
-        return False, None
-    return True, value
-
-
 def _missing(path: Path, line: int, row: dict[str, tuple[str, str]], keys: tuple[str, ...],
              rejects: Rejects) -> bool:  # fmt: skip
     for key in keys:
@@ -229,7 +192,7 @@ def _read_items(path: Path, rejects: Rejects, show_progress: bool) -> _Items:
         if item in seen:
             rejects.report(SourceError(path, "duplicate item id", line=line, value=item))
             continue
-        ok, price = _float(path, line, "price", row.get("price", ("", ""))[1], rejects)
+        ok, price = finite_number(path, line, "price", row.get("price", ("", ""))[1], rejects)
         if not ok:
             continue
         seen.add(item)
@@ -257,10 +220,12 @@ def _read_interactions(
             error = SourceError(path, "unknown item (not in the item file)", line=line, value=item)
             rejects.report(error, "unknown item")
             continue
-        ok, stamp = _float(path, line, "timestamp", row.get("timestamp", ("", ""))[1], rejects)
+        ok, stamp = finite_number(
+            path, line, "timestamp", row.get("timestamp", ("", ""))[1], rejects
+        )
         if not ok:
             continue
-        ok, rating = _float(path, line, "rating", row.get("rating", ("", ""))[1], rejects)
+        ok, rating = finite_number(path, line, "rating", row.get("rating", ("", ""))[1], rejects)
         if not ok:
             continue
         items.setdefault(item)
@@ -287,9 +252,3 @@ def _read_interactions(
         }
     )
     return list(events), table, list(items)
-
-
-def _edges(pairs: dict[str, str], src: str, dst: str) -> pa.Table:
-    return pa.Table.from_pydict(
-        {src: pa.array(list(pairs), pa.string()), dst: pa.array(list(pairs.values()), pa.string())}
-    )

@@ -5,20 +5,6 @@ and esbuild into ``kg/browse/static`` by ``scripts/setup.sh``) connects to Neo4j
 the official JavaScript driver and draws graphs with Neo4j's visualisation library (NVL).
 """
 
-from kg.browse.app import (
-    EXPAND_LIMIT,
-    EXPAND_QUERY,
-    STATIC_DIR,
-    AssetsMissingError,
-    create_app,
-    websocket_origin,
-)
+from kg.browse.app import AssetsMissingError, create_app
 
-__all__ = [
-    "EXPAND_LIMIT",
-    "EXPAND_QUERY",
-    "STATIC_DIR",
-    "AssetsMissingError",
-    "create_app",
-    "websocket_origin",
-]
+__all__ = ["AssetsMissingError", "create_app"]

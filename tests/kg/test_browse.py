@@ -17,7 +17,7 @@ import pytest
 
 from ingest.neo4j_writer import write_graph
 from ingest.sources.synthetic import SyntheticConfig, generate_shop
-from kg.browse import EXPAND_LIMIT, EXPAND_QUERY, STATIC_DIR, create_app, websocket_origin
+from kg.browse.app import EXPAND_LIMIT, EXPAND_QUERY, STATIC_DIR, create_app, websocket_origin
 from kg.cypher import recipe
 from kg.neo4j.settings import Neo4jSettings
 from tests.conftest import IN_CI, clear_database
