@@ -230,8 +230,6 @@ def _server_options(p: argparse.ArgumentParser) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``cypher`` and ``browse`` to the ``kgrec`` parser."""
-    from kg.neo4j.cypher_shell import FORMATS
-
     p = sub.add_parser(
         "cypher",
         help="Neo4j's cypher-shell on kgrec's Neo4j (interactive, -c or -f)",
@@ -253,7 +251,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="a $parameter (repeat it); typed by a recipe's header, else a number when it "
         "reads as one; a Cypher map such as '{id: \"42\"}' is passed on as it is",
     )
-    p.add_argument("--format", choices=FORMATS, help="cypher-shell's output format")
+    p.add_argument(
+        "--format",
+        choices=("auto", "verbose", "plain"),  # kg.neo4j.cypher_shell.FORMATS (no pyarrow here)
+        help="cypher-shell's output format",
+    )
     _server_options(p)
     p.set_defaults(func=cmd_cypher)
 
