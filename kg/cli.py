@@ -140,10 +140,12 @@ def cmd_neo4j_password(args: argparse.Namespace) -> int:
 
 
 def cmd_neo4j_build(args: argparse.Namespace) -> int:
+    from kg.neo4j.cypher_shell import build_cypher_shell
     from kg.neo4j.server import build_launcher
 
     target = build_launcher(force=args.force)
     print(f"launcher built in {target}")
+    print(f"cypher-shell built in {build_cypher_shell(force=args.force)}")
     return 0
 
 
@@ -185,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = neo_sub.add_parser("password", help="print the neo4j user's password")
     _add_server_options(p)
     p.set_defaults(func=cmd_neo4j_password)
-    p = neo_sub.add_parser("build", help="build the Java launcher with Maven")
+    p = neo_sub.add_parser("build", help="build the Java launcher and cypher-shell with Maven")
     p.add_argument("--force", action="store_true", help="rebuild even when up to date")
     p.set_defaults(func=cmd_neo4j_build)
 
@@ -199,10 +201,11 @@ _EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 
 
 def _register_extras() -> None:
-    from kg import cli_demo, cli_embed, cli_events, cli_ingest, cli_query, cli_train
+    from kg import cli_analyst, cli_demo, cli_embed, cli_events, cli_ingest, cli_query, cli_train
 
     _EXTRA_COMMANDS[:] = [
         cli_ingest.register,
+        cli_analyst.register,
         cli_embed.register,
         cli_events.register,
         cli_train.register,

@@ -27,11 +27,14 @@ from ingest.atomic import write_atomic
 from kg.neo4j.settings import DEFAULT_PORT, Neo4jSettings
 
 __all__ = [
+    "JAVA_HINT",
     "LAUNCHER_DIR",
     "LocalNeo4j",
     "Neo4jServerError",
     "ServerInfo",
     "build_launcher",
+    "maven_package",
+    "require_tool",
 ]
 
 LAUNCHER_DIR = Path(__file__).resolve().parent / "launcher"
@@ -71,55 +74,84 @@ class ServerInfo:
     ready_seconds: float | None = None
 
 
-def _require(tool: str, hint: str) -> str:
+def require_tool(tool: str, hint: str) -> str:
+    """The path of ``tool`` on ``PATH``.
+
+    Raises:
+        Neo4jServerError: it is not there; the message ends with ``hint``.
+    """
     path = shutil.which(tool)
     if path is None:
         raise Neo4jServerError(f"'{tool}' was not found on PATH: {hint}")
     return path
 
 
-def _launcher_ready(launcher_dir: Path) -> bool:
-    jar = launcher_dir / "target" / _JAR
-    lib = launcher_dir / "target" / "lib"
-    if not jar.exists() or not lib.is_dir():
+JAVA_HINT = "install a Java 17+ runtime (Debian: apt-get install openjdk-17-jdk-headless)"
+_BUILT = ".kgrec-built"  # stamp in target/, touched after a successful Maven build
+
+
+def _maven_ready(project_dir: Path, needed: tuple[str, ...]) -> bool:
+    target = project_dir / "target"
+    stamp = target / _BUILT
+    if not stamp.exists() or not all((target / name).exists() for name in needed):
         return False
-    sources = [launcher_dir / "pom.xml", *launcher_dir.glob("src/main/java/**/*.java")]
-    return all(src.stat().st_mtime <= jar.stat().st_mtime for src in sources)
+    sources = [project_dir / "pom.xml", *project_dir.glob("src/main/java/**/*.java")]
+    return all(src.stat().st_mtime <= stamp.stat().st_mtime for src in sources)
 
 
-def build_launcher(launcher_dir: Path = LAUNCHER_DIR, *, force: bool = False) -> Path:
-    """Build the launcher with Maven unless an up-to-date build exists.
+def maven_package(
+    project_dir: Path, *, needed: tuple[str, ...], what: str, force: bool = False
+) -> Path:
+    """Run ``mvn package`` in ``project_dir`` unless an up-to-date build exists.
 
-    Concurrent callers wait on a file lock, so two processes never run Maven on the same folder.
+    A build is up to date when ``target/`` holds every name in ``needed`` and a stamp newer
+    than ``pom.xml`` and the Java sources. Concurrent callers wait on a file lock, so two
+    processes never run Maven on the same folder.
+
+    Args:
+        project_dir: the Maven project.
+        needed: what ``target/`` must hold after a build (e.g. ``("lib",)``).
+        what: the project's name in the error message.
+        force: build even when up to date.
 
     Returns:
-        The launcher's ``target`` folder (the jar plus ``lib/`` with every runtime jar).
+        The project's ``target`` folder.
+
+    Raises:
+        Neo4jServerError: ``mvn`` or ``java`` missing, or the build failed (its output's tail).
     """
-    target = launcher_dir / "target"
-    if not force and _launcher_ready(launcher_dir):
+    target = project_dir / "target"
+    if not force and _maven_ready(project_dir, needed):
         return target
-    mvn = _require(
-        "mvn", "install Apache Maven (Debian: apt-get install maven) to build the launcher"
+    mvn = require_tool(
+        "mvn", f"install Apache Maven (Debian: apt-get install maven) to build {what}"
     )
-    _require("java", "install a Java 17+ runtime (Debian: apt-get install openjdk-17-jdk-headless)")
-    lock_path = launcher_dir / ".build.lock"
-    with open(lock_path, "w") as lock:
+    require_tool("java", JAVA_HINT)
+    with open(project_dir / ".build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not force and _launcher_ready(launcher_dir):
+        if not force and _maven_ready(project_dir, needed):
             return target
         proc = subprocess.run(
             [mvn, "-B", "-q", "package"],
-            cwd=launcher_dir,
+            cwd=project_dir,
             capture_output=True,
             text=True,
             check=False,
         )
         if proc.returncode != 0:
             tail = (proc.stdout + proc.stderr).strip().splitlines()[-15:]
-            raise Neo4jServerError(
-                "building the Neo4j launcher with Maven failed:\n" + "\n".join(tail)
-            )
+            raise Neo4jServerError(f"building {what} with Maven failed:\n" + "\n".join(tail))
+        (target / _BUILT).touch()
     return target
+
+
+def build_launcher(launcher_dir: Path = LAUNCHER_DIR, *, force: bool = False) -> Path:
+    """Build the launcher with Maven unless an up-to-date build exists.
+
+    Returns:
+        The launcher's ``target`` folder (the jar plus ``lib/`` with every runtime jar).
+    """
+    return maven_package(launcher_dir, needed=(_JAR, "lib"), what="the Neo4j launcher", force=force)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -266,9 +298,7 @@ class LocalNeo4j:
                 f"Neo4j is already running on home {self.home} at {running.uri} "
                 f"(pid {running.pid}); stop it with 'kgrec neo4j stop --home {self.home}'"
             )
-        java = _require(
-            "java", "install a Java 17+ runtime (Debian: apt-get install openjdk-17-jdk-headless)"
-        )
+        java = require_tool("java", JAVA_HINT)
         if not _port_free(self.address, self.port):
             raise Neo4jServerError(
                 f"port {self.port} on {self.address} is already in use; pick another with --port"
