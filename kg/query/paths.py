@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
-from kg.query.index import GraphIndex, concat_ranges
+from gnn.scoring import concat_ranges
+from kg.query.index import GraphIndex
 from kg.query.scoring import ScoreWeights
 from kg.query.types import GraphPath, PathNode, PathStep
 
