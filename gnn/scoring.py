@@ -31,8 +31,12 @@ For a user whose history ends ``h_0`` (latest), ``h_1``, ...:
 ``q`` differs from its padding only at the co-occurrence neighbours of the last few items, so
 the votes are sparse corrections to dense ``(P,)`` parts computed once (the ``log`` blend's
 ``(1 - β) b + β log π``, the ``linear`` blend's padding). A single user is scored with 1-D
-arrays (:meth:`FusionScorer.base`, the query layer), a batch with 2-D ``(B, P)`` arrays and
-the same steps (:meth:`FusionScorer.score_histories`).
+arrays (:meth:`FusionScorer.base`, :meth:`FusionScorer.relative`: the query layer), a batch
+with 2-D ``(B, P)`` arrays and the same steps (:meth:`FusionScorer.score_histories`:
+evaluation). Only the similarity terms are summed differently: for one user as one product
+of the terms' stacked vectors with the user's ``τ``-scaled profile (:meth:`FusionScorer.profile`,
+which the query layer's pruning evaluates for some products only), for a batch term by term
+(:meth:`FusionScorer.parts`, which the weight search recombines under each ``τ``).
 """
 
 from __future__ import annotations
@@ -397,12 +401,6 @@ class FusionScorer:
             scores *= np.float32(1.0 / float(scores.max()))
             return scores
         return to_ratio(scores)
-
-    def distribution(self, history: np.ndarray, user_index: int | None = None) -> np.ndarray:
-        """``(P,)`` float32 final probabilities of one user (sums to 1)."""
-        r = self.relative(history, user_index)
-        r *= np.float32(1.0 / float(r.sum(dtype=np.float64)))
-        return r
 
     def _votes_of(self, history: np.ndarray) -> Votes | None:
         if self.weights.beta == 0.0:

@@ -173,7 +173,7 @@ def test_one_user_and_a_batch_score_alike(
     histories = [split.train_sequences[u] for u in range(0, 60, 3)]
     batch = scorer.score_histories(histories)
     for h, row in zip(histories, batch, strict=True):
-        one = scorer.distribution(h)
+        one = _distribution(scorer, h)
         np.testing.assert_allclose(one, row, rtol=2e-4, atol=1e-7)
         assert np.array_equal(
             np.argsort(-one, kind="stable")[:10], np.argsort(-row, kind="stable")[:10]
@@ -441,3 +441,9 @@ def test_content_recency_beats_random(split: Split, text: np.ndarray) -> None:
     assert _ndcg(scorer, split) > 2 * rand
     chosen = scorer.tune(split, n_recent=(1, 3), recency_decay=(0.5,))
     assert chosen["n_recent"] in (1, 3) and len(chosen["tried"]) == 2
+
+
+def _distribution(scorer: FusionScorer, history: np.ndarray) -> np.ndarray:
+    """One user's final distribution as the query layer computes it (1-D arrays)."""
+    m = scorer.relative(history)
+    return m * np.float32(1.0 / float(m.sum(dtype=np.float64)))

@@ -144,6 +144,12 @@ def test_one_users_scores_match_score_histories(
     histories = [rng.integers(0, 300, n) for n in (1, 3, 12, 40)] + [np.array([5, 5, 5, 9])]
     for h in histories:
         expected = scorer.score_histories([h])[0]
-        got = scorer.distribution(h)
+        got = _distribution(scorer, h)
         assert got.dtype == np.float32 and got.sum() == pytest.approx(1.0, abs=1e-5)
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-8)
+
+
+def _distribution(scorer: FusionScorer, history: np.ndarray) -> np.ndarray:
+    """One user's final distribution as the query layer computes it (1-D arrays)."""
+    m = scorer.relative(history)
+    return m * np.float32(1.0 / float(m.sum(dtype=np.float64)))
