@@ -41,6 +41,7 @@ from gnn.splits import given_split, leave_one_out
 from ingest.sources.amazon import read_amazon
 from ingest.sources.kgat import read_kgat
 from ingest.tables import GraphTables
+from kg.embeddings.artifact import KGEmbeddings
 
 KGE_CACHE = Path.home() / ".kgrec" / "cache" / "bench-kge-amazon"
 
@@ -97,7 +98,7 @@ def run_amazon(args: argparse.Namespace) -> str:
     text, text_info = text_features(tables, split.item_ids, default_text_cache())
     text_s = time.perf_counter() - t0
     kge_dir = _kge_artifact(tables, args.kge_model, args.kge_dim)
-    kge, kge_info = kge_features(kge_dir, split.item_ids)
+    kge, kge_info = kge_features(KGEmbeddings.load(kge_dir), split.item_ids)
     print(f"text {text.shape} ({text_s:.0f} s), kge {kge.shape} from {kge_dir}", flush=True)
     cooc_config, trials = tune(split, show_progress=False)
     text_scorer = ContentRecency(text, name="text")

@@ -4,14 +4,15 @@
    trains a small fusion model on it (ids only, one epoch, 1 example per user: latency does
    not depend on model quality, and 100k texts would take hours to encode on 2 cores).
 2. Python API: p50/p99 over ``--calls`` calls of ``related``, ``recommend``,
-   ``cross_category`` and ``explain`` for random products/users (after a warm-up).
-   The same with ``ApproximateSearch(n_probe=--n-probe)`` (:mod:`kg.query.candidates`), and
-   its recall@10 of the exact top 10 over ``--recall-calls`` queries. numpy's BLAS runs
-   ``--blas-threads`` threads (threadpoolctl; default 1, torch 1 thread), so the figures do
-   not depend on ``OMP_NUM_THREADS``; the exact operations are timed again with one BLAS
-   thread per core, what a Python process gets by default. ``recommend`` and
-   ``cross_category`` are also timed with the pruned ranking (:mod:`kg.query.pruning`) on and
-   off, alternating, on the same users.
+   ``cross_category`` and ``explain`` for random products/users (after a warm-up). numpy's
+   BLAS runs ``--blas-threads`` threads (threadpoolctl; default 1, torch 1 thread), so the
+   figures do not depend on ``OMP_NUM_THREADS``; the exact operations are timed again with
+   one BLAS thread per core, what a Python process gets by default. Each optimisation is
+   timed on and off on the same queries, the two alternating in blocks of 100 calls:
+   ``recommend`` and ``cross_category`` with the pruned ranking (:mod:`kg.query.pruning`,
+   :mod:`kg.query.relative`) and with every product scored, ``related`` with
+   ``ApproximateSearch(n_probe=--n-probe)`` (:mod:`kg.query.candidates`) and exact, with its
+   recall@10 of the exact top 10 over ``--recall-calls`` queries.
 3. HTTP API: ``kgrec serve --no-precomputed`` in a subprocess on loopback; ``--clients``
    concurrent clients (one asyncio process, keep-alive connections) call the three ranking
    endpoints; p50/p99 and requests/s; then ``/health`` alone, and the ranking endpoints of
@@ -139,12 +140,36 @@ def pruning_on_off(
     return rows
 
 
+def approximate_on_off(
+    rec: Any, approx: Any, calls: int, rng: np.random.Generator
+) -> tuple[str, float, float]:
+    """p50 of ``related`` with approximate search (``approx``) and exact (``rec``) on the same
+    products, alternating in blocks of 100 calls: ``(operation, p50 approximate, p50 exact)``."""
+    idx = rec.index
+    products = [idx.product_ids[i] for i in rng.integers(0, idx.n_products, calls)]
+    for p in products[:50]:  # warm-up
+        approx.related(p, k=10), rec.related(p, k=10)
+    samples: dict[str, list[float]] = {"approximate": [], "exact": []}
+    for lo in range(0, calls, 100):
+        for which, r in (("approximate", approx), ("exact", rec)):
+            for p in products[lo : lo + 100]:
+                t0 = time.perf_counter()
+                r.related(p, k=10)
+                samples[which].append(time.perf_counter() - t0)
+    on, off = (_pct(samples[w])[0] for w in ("approximate", "exact"))
+    print(
+        f"python related(product, k=10): p50 {on:.2f} ms approximate, {off:.2f} ms exact",
+        flush=True,
+    )
+    return "related(product, k=10)", on, off
+
+
 def with_similarity_terms(rec: Any, dim: int = 64) -> Any:
     """A copy of ``rec`` with text and KGE similarity terms of ``dim`` dims each, as a model trained with
     product features serves them (``gnn.similarity``). The vectors are random unit vectors: how
     many products need the terms (``kg.query.relative``) depends on them, so a real catalogue's
     may need more."""
-    from kg.query.model_scores import ModelScorer
+    from gnn.scoring import FusionScorer
 
     rng = np.random.default_rng(3)
     vectors = {}
@@ -159,7 +184,7 @@ def with_similarity_terms(rec: Any, dim: int = 64) -> Any:
         similarity_decay=0.5,
         similarity_weights={"kge": 0.5, "text": 1.0},
     )
-    out.scorer = ModelScorer(out.model)
+    out.scorer = FusionScorer(out.model)
     return out
 
 
@@ -261,25 +286,19 @@ def http_api(
 
 def recall_at_k(
     exact: Any, approx: Any, calls: int, rng: np.random.Generator, k: int = 10
-) -> list[tuple[str, float, float]]:
-    """Recall of the exact top ``k`` in the approximate top ``k`` (mean over ``calls`` random
-    queries), and the share of identical lists, per ranking operation."""
+) -> tuple[float, float]:
+    """Recall of the exact top ``k`` of ``related`` in the approximate top ``k`` (mean over
+    ``calls`` random products), and the share of identical lists."""
     idx = exact.index
-    products = [idx.product_ids[i] for i in rng.integers(0, idx.n_products, calls)]
-    users = [
-        idx.user_ids[i] for i in rng.choice(np.flatnonzero(np.diff(idx.hist_indptr) > 0), calls)
-    ]
-    rows = []
-    for op, queries in (("related", products), ("recommend", users), ("cross_category", users)):
-        recall, same = [], []
-        for q in queries:
-            want = [r.product_id for r in getattr(exact, op)(q, k=k)]
-            got = [r.product_id for r in getattr(approx, op)(q, k=k)]
-            recall.append(len(set(want) & set(got)) / max(len(want), 1))
-            same.append(want == got)
-        rows.append((op, float(np.mean(recall)), float(np.mean(same))))
-        print(f"recall@{k} {op}: {rows[-1][1]:.4f}, identical lists {rows[-1][2]:.3f}", flush=True)
-    return rows
+    recall, same = [], []
+    for i in rng.integers(0, idx.n_products, calls):
+        want = [r.product_id for r in exact.related(idx.product_ids[i], k=k)]
+        got = [r.product_id for r in approx.related(idx.product_ids[i], k=k)]
+        recall.append(len(set(want) & set(got)) / max(len(want), 1))
+        same.append(want == got)
+    out = float(np.mean(recall)), float(np.mean(same))
+    print(f"recall@{k} related: {out[0]:.4f}, identical lists {out[1]:.3f}", flush=True)
+    return out
 
 
 def precompute(
@@ -494,20 +513,14 @@ def main() -> int:
         t0 = time.perf_counter()
         approx = Recommender(rec.model, tables, approximate=search)
         build_s = time.perf_counter() - t0
-        assert approx.user_clusters is not None
-        n_lists = approx.user_clusters.n_lists
-        approx_label = f" approximate (n_probe {args.n_probe} of {n_lists})"
-        approx_rows = python_api(approx, args.calls, rng, label=approx_label)
-        recall_rows = recall_at_k(rec, approx, args.recall_calls, rng)
+        assert approx.product_clusters is not None
+        n_lists = approx.product_clusters.n_lists
+        approx_row = approximate_on_off(rec, approx, args.calls, rng)
+        recall = recall_at_k(rec, approx, args.recall_calls, rng)
         sim_label = " + text & KGE similarity terms (2 x 64 dims)"
         sim = with_similarity_terms(rec)
         py_rows += python_api(sim, args.calls, rng, only_user_ops=True, label=sim_label)
         pruning_rows += pruning_on_off(sim, args.calls, rng, label=sim_label)
-        approx = Recommender(sim.model, tables, approximate=search)  # clusters with the terms
-        approx_rows += python_api(
-            approx, args.calls, rng, only_user_ops=True, label=sim_label + approx_label
-        )
-        recall_sim = recall_at_k(sim, approx, args.recall_calls, rng)[1:]
         del approx, sim
         floor = scan_floor(rec, args.calls)
         model_dir, tables_dir = work / "model", work / "tables"
@@ -571,22 +584,18 @@ def main() -> int:
         *[f"| `{name}` | {p50:.2f} | {p99:.2f} |" for name, p50, p99 in cores_rows],
         "",
         f"With `ApproximateSearch(n_probe={args.n_probe})` (`kgrec serve --approximate`; "
-        f"{n_lists} k-means clusters built in {build_s:.1f} s) a query scores only the "
-        f"products of the {args.n_probe} best clusters and those its co-occurrence and graph "
-        "terms favour (`kg/query/candidates.py`):",
+        f"{n_lists} k-means clusters built in {build_s:.1f} s) `related` scores only the "
+        f"products of the {args.n_probe} clusters nearest the product and those its "
+        "co-occurrence and graph terms favour (`kg/query/candidates.py`); personalised "
+        "queries are exact either way. The same products approximate and exact, alternating "
+        "in blocks of 100 calls (1 BLAS thread), and what it gives up over "
+        f"{args.recall_calls:,} random products: recall@10 of the exact top 10, and the share "
+        "of identical lists (same products, same order):",
         "",
-        "| operation | p50 ms | p99 ms |",
-        "|---|---:|---:|",
-        *[f"| `{name}` | {p50:.2f} | {p99:.2f} |" for name, p50, p99 in approx_rows],
-        "",
-        f"What it gives up, over {args.recall_calls:,} random queries each: recall@10 of the "
-        "exact top 10, and the share of queries whose top 10 is the exact list in the same "
-        "order:",
-        "",
-        "| operation | recall@10 | identical lists |",
-        "|---|---:|---:|",
-        *[f"| `{op}` | {r:.4f} | {same:.3f} |" for op, r, same in recall_rows],
-        *[f"| `{op}`{sim_label} | {r:.4f} | {same:.3f} |" for op, r, same in recall_sim],
+        "| operation | p50 ms, approximate | p50 ms, exact | recall@10 | identical lists |",
+        "|---|---:|---:|---:|---:|",
+        f"| `{approx_row[0]}` | {approx_row[1]:.2f} | {approx_row[2]:.2f} | {recall[0]:.4f} "
+        f"| {recall[1]:.3f} |",
         "",
         f"HTTP API (`kgrec serve --workers {args.workers}`, loopback), {args.clients} "
         f"concurrent keep-alive clients (closed loop: one asyncio process, raw HTTP/1.1) for "

@@ -135,6 +135,7 @@ def _train_fusion(tables: object, out: Path, args: argparse.Namespace) -> None:
     from gnn.evaluate import evaluate
     from gnn.model import FusionConfig
     from gnn.pipeline import train_fusion
+    from kg.embeddings.artifact import KGEmbeddings
 
     print("fusion GNN: encoding product texts (cached in ~/.kgrec/cache/text) and training ...")
     config = FusionConfig(max_epochs=args.gnn_epochs, batch_size=2048, lr=5e-3, patience=3)
@@ -142,7 +143,7 @@ def _train_fusion(tables: object, out: Path, args: argparse.Namespace) -> None:
         tables,  # type: ignore[arg-type]
         out / "fusion",
         config,
-        kge_folder=out / "kge-transe",
+        kge=KGEmbeddings.load(out / "kge-transe"),
         seed=args.seed,
         show_progress=not args.no_progress,
     )

@@ -381,8 +381,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--approximate",
         action="store_true",
-        help="score only candidates from a k-means inverted file (faster on large catalogues; "
-        "results can differ from the exact ranking: see BENCHMARKS.md for its recall)",
+        help="related products: score only candidates from a k-means inverted file (faster on "
+        "large catalogues; results can differ from the exact ranking: see BENCHMARKS.md)",
     )
     p.add_argument("--n-lists", type=int, help="clusters of --approximate (default sqrt(products))")
     p.add_argument("--n-probe", type=int, default=8, help="clusters probed (default 8)")

@@ -52,6 +52,7 @@ def _config(args: argparse.Namespace) -> FusionConfig:
 def cmd_train(args: argparse.Namespace) -> int:
     from gnn.pipeline import make_split, train_fusion
     from kg.cli import CommandError
+    from kg.embeddings.artifact import KGEmbeddings
 
     try:
         config = _config(args)
@@ -70,7 +71,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.out,
         config,
         split=split,
-        kge_folder=args.kge,
+        kge=None if args.kge is None else KGEmbeddings.load(args.kge),
         text_cache=args.text_cache,
         text_model=args.text_model,
         seed=args.seed,
@@ -90,10 +91,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from gnn.evaluate import evaluate
-    from gnn.fusion import FusionRecommender
     from gnn.pipeline import make_split
+    from gnn.scoring import FusionScorer
 
-    model = FusionRecommender.load(args.model, device=args.device)
+    model = FusionScorer.load(args.model)
     tables = _tables(args)
     split = make_split(tables, args.protocol)
     if not model.matches(split):

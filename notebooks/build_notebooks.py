@@ -71,7 +71,7 @@ emb.config["metrics"]["test"]'''
 from gnn.pipeline import train_fusion
 
 result = train_fusion(tables, workdir / "fusion", FusionConfig(max_epochs=20, batch_size=1024),
-                      kge_folder=workdir / "kge", text_cache=workdir / "text-cache",
+                      kge=emb, text_cache=workdir / "text-cache",
                       show_progress=False)
 result.metrics["test"]'''
     ),
