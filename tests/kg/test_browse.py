@@ -1,6 +1,6 @@
 """``kgrec browse``: the app's answers, and the page driven in headless Chromium (Debian's
-package) against the session's Neo4j: log in, run a shipped recipe, count the nodes NVL draws,
-click a node to expand it."""
+package) against the session's Neo4j: log in, run a shipped recipe, count the nodes cytoscape.js
+draws, click a node to expand it."""
 
 from __future__ import annotations
 
@@ -174,6 +174,7 @@ def test_page_logs_in_runs_a_recipe_and_expands_a_node(
             )
             assert len(grown) > len(expected)
             assert page.get_attribute("#graph", "data-nodes") == str(len(grown))
+            assert page.evaluate("window.kgrecBrowse.counts().nodes") == len(grown)
             assert page.inner_text("#details").startswith("(:User) id: " + user["key"])
             if os.environ.get("KGREC_BROWSE_SCREENSHOT"):
                 page.wait_for_selector("#graph[data-layout=done]", state="attached")
