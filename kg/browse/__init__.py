@@ -2,7 +2,7 @@
 
 :mod:`kg.browse.app` serves the page on loopback; the page (``kg/browse/web``, built with npm
 and esbuild into ``kg/browse/static`` by ``scripts/setup.sh``) connects to Neo4j itself with
-the official JavaScript driver and draws graphs with Neo4j's visualisation library (NVL).
+the official JavaScript driver and draws graphs with cytoscape.js.
 """
 
 from kg.browse.app import AssetsMissingError, create_app

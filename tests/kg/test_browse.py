@@ -1,6 +1,6 @@
 """``kgrec browse``: the app's answers, and the page driven in headless Chromium (Debian's
-package) against the session's Neo4j: log in, run a shipped recipe, count the nodes NVL draws,
-click a node to expand it."""
+package) against the session's Neo4j: log in, run a shipped recipe, count the nodes cytoscape.js
+draws, click a node to expand it."""
 
 from __future__ import annotations
 
@@ -63,6 +63,7 @@ def test_config_lists_recipes_and_never_the_password(client: Any) -> None:
     ]
     policy = answer.headers["content-security-policy"]
     assert "default-src 'self'" in policy and "connect-src 'self' ws://127.0.0.1:7999" in policy
+    assert "'unsafe-inline'" not in policy and "blob:" not in policy  # one hashed <style> only
 
 
 def test_password_only_with_the_token_and_only_on_loopback(client: Any) -> None:
@@ -148,6 +149,11 @@ def test_page_logs_in_runs_a_recipe_and_expands_a_node(
         try:
             page = context.new_page()
             page.set_default_timeout(TIMEOUT_MS)
+            # Script errors and what the Content-Security-Policy refused (reported as console
+            # errors) fail the test.
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.goto(browse_url)
             page.wait_for_selector("body[data-phase=ready]", state="attached")
             assert "#token" not in page.url  # taken out of the address bar
@@ -174,6 +180,7 @@ def test_page_logs_in_runs_a_recipe_and_expands_a_node(
             )
             assert len(grown) > len(expected)
             assert page.get_attribute("#graph", "data-nodes") == str(len(grown))
+            assert page.evaluate("window.kgrecBrowse.counts().nodes") == len(grown)
             assert page.inner_text("#details").startswith("(:User) id: " + user["key"])
             if os.environ.get("KGREC_BROWSE_SCREENSHOT"):
                 page.wait_for_selector("#graph[data-layout=done]", state="attached")
@@ -188,5 +195,6 @@ def test_page_logs_in_runs_a_recipe_and_expands_a_node(
             page.fill("#password", neo4j_server.password or "")
             page.click("#login button")
             page.wait_for_selector("body[data-phase=ready]", state="attached")
+            assert errors == []
         finally:
             context.close()

@@ -1,19 +1,39 @@
-// The graph view: Neo4j's visualisation library (NVL) drawing driver nodes and relationships.
-import { NVL } from '@neo4j-nvl/base';
+// The graph view: cytoscape.js (MIT) drawing driver nodes and relationships on a canvas, laid
+// out by its built-in force-directed layout (cose).
+import cytoscape from 'cytoscape';
 import { formatValue } from './results.js';
 
 const COLORS = {
   Product: '#4c8eda', User: '#f79767', Category: '#57c7e3', Brand: '#d9a8e3', Entity: '#8dcc93',
 };
 const CAPTION_KEYS = ['name', 'title', 'id'];
-const OPTIONS = {
-  renderer: 'canvas', // captions and arrowheads; no GPU needed
-  layout: 'd3Force', // a force layout on the CPU: NVL's default one computes on WebGL
-  disableWebGL: true,
-  disableTelemetry: true,
-  disableWebWorkers: true, // the layout runs on the page: no worker files to serve
-  initialZoom: 1,
+const STYLE = [
+  {
+    selector: 'node',
+    style: {
+      'background-color': 'data(color)', label: 'data(caption)', width: 26, height: 26,
+      'border-width': 2, 'border-color': '#ffffff', color: '#1d2330', 'font-size': 10,
+      'text-valign': 'bottom', 'text-margin-y': 3, 'text-background-color': '#fbfcfe',
+      'text-background-opacity': 0.8,
+    },
+  },
+  { selector: 'node:selected', style: { 'border-color': '#1d2330', 'border-width': 3 } },
+  {
+    selector: 'edge',
+    style: {
+      width: 1.5, 'line-color': '#b5bbc6', 'curve-style': 'bezier', 'target-arrow-shape': 'triangle',
+      'target-arrow-color': '#b5bbc6', label: 'data(type)', 'font-size': 8, color: '#6b7385',
+      'text-rotation': 'autorotate', 'text-background-color': '#fbfcfe', 'text-background-opacity': 1,
+    },
+  },
+];
+// No animation: each layout shows its end result, and `layoutstop` marks it done.
+const LAYOUT = {
+  name: 'cose', animate: false, fit: true, padding: 30,
+  idealEdgeLength: () => 70, nodeRepulsion: () => 20000, nodeOverlap: 10,
 };
+const SPREAD = 40; // how far from a drawn neighbour a new node starts, in model units
+const MOST_FIT_ZOOM = 1.5; // a small graph is centred at this zoom, not blown up to fill the view
 
 function caption(node) {
   for (const key of CAPTION_KEYS) {
@@ -26,13 +46,15 @@ function caption(node) {
   return node.labels[0] ?? '';
 }
 
-function toNvlNode(node) {
+function toNode(node) {
   const label = node.labels[0];
-  return { id: node.elementId, caption: caption(node), color: COLORS[label] ?? '#a5abb6', size: 25 };
+  const data = { id: node.elementId, caption: caption(node), color: COLORS[label] ?? '#a5abb6' };
+  return { group: 'nodes', data };
 }
 
-function toNvlRelationship(rel) {
-  return { id: rel.elementId, from: rel.startNodeElementId, to: rel.endNodeElementId, caption: rel.type };
+function toEdge(rel) {
+  const data = { id: rel.elementId, source: rel.startNodeElementId, target: rel.endNodeElementId };
+  return { group: 'edges', data: { ...data, type: rel.type } };
 }
 
 export class GraphView {
@@ -42,66 +64,76 @@ export class GraphView {
    */
   constructor(container, onNodeClick) {
     this.container = container;
-    this.onNodeClick = onNodeClick;
     this.elements = new Map(); // element id -> driver node or relationship
     this.layoutDone = true;
-    this.nvl = null;
-    container.addEventListener('click', (evt) => {
-      if (!this.nvl) return;
-      const { nvlTargets } = this.nvl.getHits(evt, ['node']);
-      const hit = nvlTargets.nodes.find((n) => n.insideNode) ?? nvlTargets.nodes[0];
-      if (hit) this.onNodeClick(this.elements.get(hit.data.id));
-    });
+    this.cy = cytoscape({ container, style: STYLE, minZoom: 0.1, maxZoom: 4 });
+    this.cy.on('tap', 'node', (evt) => onNodeClick(this.elements.get(evt.target.id())));
   }
 
   /** Draw `graph` ({nodes, relationships} of driver objects) instead of what is drawn. */
   replace(graph) {
-    if (this.nvl) this.nvl.destroy();
+    this.cy.elements().remove();
     this.elements.clear();
-    this.layoutDone = false;
-    this.container.dataset.layout = 'moving';
-    this.nvl = new NVL(this.container, [], [], OPTIONS, {
-      onLayoutDone: () => {
-        this.layoutDone = true;
-        this.nvl.fit(this.nvl.getNodes().map((n) => n.id));
-        this.container.dataset.layout = 'done';
-      },
-      onError: (error) => console.error('graph view:', error),
-    });
-    this.add(graph);
+    this.add(graph, true);
   }
 
-  /** Add `graph` to what is drawn (elements already drawn stay as they are). */
-  add(graph) {
-    if (!this.nvl) return this.replace(graph);
+  /**
+   * Add `graph` to what is drawn (elements already drawn stay as they are); a new node starts
+   * next to a drawn neighbour, and the layout goes on from where the nodes are.
+   */
+  add(graph, randomize = false) {
     const nodes = graph.nodes.filter((n) => !this.elements.has(n.elementId));
     const rels = graph.relationships.filter((r) => !this.elements.has(r.elementId));
     for (const e of [...nodes, ...rels]) this.elements.set(e.elementId, e);
     if (nodes.length || rels.length) {
-      this.layoutDone = false;
-      this.container.dataset.layout = 'moving';
-      this.nvl.addAndUpdateElementsInGraph(nodes.map(toNvlNode), rels.map(toNvlRelationship));
+      const added = this.cy.add([...nodes.map(toNode), ...rels.map(toEdge)]);
+      if (!randomize) this.placeNearNeighbours(added.nodes());
+      this.layout(randomize);
     }
     this.publishCounts();
   }
 
-  /** Node and relationship counts, as NVL holds them. */
+  placeNearNeighbours(fresh) {
+    fresh.forEach((node, i) => {
+      const anchor = node.neighborhood('node').difference(fresh)[0];
+      const at = anchor ? anchor.position() : { x: 0, y: 0 };
+      const angle = (2 * Math.PI * i) / fresh.length;
+      node.position({ x: at.x + SPREAD * Math.cos(angle), y: at.y + SPREAD * Math.sin(angle) });
+    });
+  }
+
+  layout(randomize) {
+    this.layoutDone = false;
+    this.container.dataset.layout = 'moving';
+    const layout = this.cy.layout({ ...LAYOUT, randomize });
+    layout.one('layoutstop', () => {
+      if (this.cy.zoom() > MOST_FIT_ZOOM) {
+        this.cy.zoom(MOST_FIT_ZOOM);
+        this.cy.center();
+      }
+      this.layoutDone = true;
+      this.container.dataset.layout = 'done';
+    });
+    layout.run();
+  }
+
+  /** Call when the container is shown again (its size may have changed while hidden). */
+  shown() {
+    this.cy.resize();
+  }
+
+  /** Node and relationship counts, as cytoscape holds them. */
   counts() {
-    if (!this.nvl) return { nodes: 0, relationships: 0 };
-    return { nodes: this.nvl.getNodes().length, relationships: this.nvl.getRelationships().length };
+    return { nodes: this.cy.nodes().length, relationships: this.cy.edges().length };
   }
 
   /** Where node `id` is drawn, in page (client) coordinates. */
   clientPosition(id) {
-    const position = this.nvl.getNodePositions().find((n) => n.id === id);
-    if (!position) return null;
-    const zoom = this.nvl.getScale();
-    const pan = this.nvl.getPan();
+    const node = this.cy.getElementById(id);
+    if (node.empty()) return null;
+    const at = node.renderedPosition();
     const box = this.container.getBoundingClientRect();
-    return {
-      x: box.left + box.width / 2 + (position.x - pan.x) * zoom,
-      y: box.top + box.height / 2 + (position.y - pan.y) * zoom,
-    };
+    return { x: box.left + at.x, y: box.top + at.y };
   }
 
   publishCounts() {

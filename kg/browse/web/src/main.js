@@ -217,8 +217,8 @@ async function run() {
     });
     const elements = collectGraph(result.records);
     renderTable($('table'), result.keys, result.records);
-    graph.replace(elements);
     showTab(elements.nodes.length || !result.records.length ? 'graph' : 'table');
+    graph.replace(elements); // after showTab: the layout needs the container's size
     const ms = Math.round(performance.now() - started);
     setStatus(
       `${result.records.length} rows; ${elements.nodes.length} nodes, ` +
@@ -276,6 +276,7 @@ function showTab(name) {
   $('graph-box').hidden = name !== 'graph';
   $('table').hidden = name !== 'table';
   $('graph-help').hidden = name !== 'graph';
+  if (name === 'graph') graph.shown();
 }
 
 for (const button of document.querySelectorAll('.tabs button')) {
