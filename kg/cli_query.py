@@ -373,7 +373,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         Opt("log_level", extra={"choices": ["critical", "error", "warning", "info", "debug"]}),
         Opt("keepalive", help="seconds an idle keep-alive connection stays open"),
         Opt("graceful_timeout", help="seconds workers get to finish their requests on SIGTERM"),
-        Opt("reuse_port", help="each worker listens on its own SO_REUSEPORT socket (Linux)"),
+        Opt("reuse_port", help="each worker listens on its own SO_REUSEPORT socket (Linux) "
+            "instead of sharing one (a killed worker then resets what was queued for it)"),
     )  # fmt: skip
     add_config_options(
         p,
@@ -416,9 +417,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "precompute",
         help="store the default answers of every product and user for kgrec serve",
         description="Compute related (each product), recommend and cross-category (each user) "
-        "with default parameters and k results, exact search, into MODEL/answers; kgrec serve "
-        "then sends them for requests with default parameters and k up to that, and computes "
-        "the others live. Skipped when the stored answers are up to date.",
+        "with default parameters and k results, exact search, into MODEL/answers.sqlite; "
+        "kgrec serve then sends them for requests with default parameters and k up to that, "
+        "and computes the others live. Skipped when the stored answers are up to date.",
     )
     p.add_argument("--model", type=Path, required=True, help="run folder of kgrec train")
     p.add_argument("--tables", type=Path, help="tables folder (default: export from Neo4j)")

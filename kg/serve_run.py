@@ -7,12 +7,17 @@ worker gracefully (each finishes its requests, at most :attr:`ServeConfig.gracef
 seconds), ``SIGINT`` (Ctrl-C) at once; workers also stop when the master is killed outright.
 The workers are ``uvicorn_worker.UvicornWorker`` (uvloop and httptools where installed).
 
-Where the system has ``SO_REUSEPORT`` (Linux) each worker listens on its own socket bound to
-the same address (:attr:`ServeConfig.reuse_port`, gunicorn's ``reuse_port``), and the kernel
-spreads new connections over them. With one shared listening socket the first worker to wake
-accepts a whole burst of new connections, so keep-alive clients that connect together can pile
-up on one worker while the other idles: with 32 such clients on 2 workers the shared socket
-gave anywhere between 280 and 846 requests/s from run to run (``bench/bench_query.py``).
+The workers share the master's listening socket (gunicorn's default): when a worker dies,
+the connections queued for it stay in the shared queue and the other workers take them.
+:attr:`ServeConfig.reuse_port` (``--reuse-port``) gives each worker its own ``SO_REUSEPORT``
+socket instead, as the hand-written loop before it did, and the kernel spreads new connections
+over them by hash; but a worker killed outright then resets what was queued on its socket
+(the SIGKILL test in ``tests/kg/test_serve_workers.py`` saw resets with it, and none with the
+shared socket). The old loop's notes had keep-alive clients that connect together piling up
+on one worker with a shared socket (280 to 846 requests/s from run to run, 32 clients, 2
+workers); under gunicorn with uvicorn workers, on a busy 2-core machine, both settings spread
+the load evenly (the busiest worker used 1.01-1.19 times the workers' mean CPU) at the same
+throughput: ``bench/bench_query.py --compare-with`` measures both.
 
 Each worker answers one request at a time (the query layer is numpy work that holds the GIL
 for most of a request), so ``--workers`` should be about the number of cores the server may use.
@@ -60,7 +65,7 @@ class ServeConfig:
         keepalive: seconds an idle keep-alive connection stays open.
         graceful_timeout: seconds workers get to finish their requests after ``SIGTERM``.
         reuse_port: each worker listens on its own ``SO_REUSEPORT`` socket where the system
-            has it (see the module docstring).
+            has it, instead of sharing the master's (see the module docstring).
     """
 
     host: str = "127.0.0.1"
@@ -70,7 +75,7 @@ class ServeConfig:
     log_level: str = "info"
     keepalive: int = 5
     graceful_timeout: int = 30
-    reuse_port: bool = True
+    reuse_port: bool = False
 
     def __post_init__(self) -> None:
         check_workers(self.workers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import inspect
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -353,6 +354,26 @@ def test_openapi_documents_the_api(client: TestClient) -> None:
         "/RecommendationList"
     )
     assert "404" in new_related and "422" in new_related
+
+
+def test_parameters_have_the_python_api_names_and_defaults(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()["paths"]
+    routes = {
+        "/products/{product_id}/related-products": Recommender.related,
+        "/users/{user_id}/recommendations": Recommender.recommend,
+        "/users/{user_id}/cross-category-recommendations": Recommender.cross_category,
+        "/users/{user_id}/explanations/{product_id}": Recommender.explain,
+    }
+    for route, method in routes.items():
+        python = inspect.signature(method).parameters
+        for param in spec[route]["get"]["parameters"]:
+            if param["in"] != "query":
+                continue
+            name = param["name"]
+            assert name in python, (route, name)
+            default = python[name].default
+            if default not in (None, ()):
+                assert param["schema"].get("default") == default, (route, name)
 
 
 def test_answers_match_their_response_models(client: TestClient) -> None:
