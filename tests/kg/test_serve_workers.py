@@ -55,7 +55,8 @@ def _get(port: int, path: str) -> tuple[int, bytes]:
 
 
 def _post(port: int, path: str, body: dict[str, object]) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    # the first new product of a --lazy-text-encoder worker imports torch and loads BERT
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
     try:
         conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
         resp = conn.getresponse()
