@@ -74,11 +74,11 @@ class FusionConfig:
     use_transition_edges: bool = True
     user_node: bool = False
     history_len: int = 10
-    lr: float = 2e-3
+    lr: float = 5e-3
     weight_decay: float = 0.0
-    batch_size: int = 512
-    max_epochs: int = 100
-    patience: int = 4
+    batch_size: int = 2048
+    max_epochs: int = 20
+    patience: int = 3
     eval_every: int = 2
     valid_users: int | None = None
     blend_grid: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
