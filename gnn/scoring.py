@@ -50,6 +50,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from gnn.fusion_io import MODEL_NAME, FusionArrays
+from gnn.new_products import NewProductParts
 from gnn.splits import EvalOn, Split
 
 __all__ = [
@@ -197,12 +198,13 @@ class FusionScorer:
         cooc = sp.csr_matrix(arrays.cooc)
         cooc.sort_indices()
         self.cooc = cooc
+        #: rows of ``cooc`` that live interactions changed (:meth:`set_cooc_row`)
+        self.cooc_rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         cfg = arrays.cooc_config
         self.n_recent = int(cfg.get("n_recent", 5))
         self.decay = float(cfg.get("recency_decay", 0.8))
-        padding = float(cfg.get("popularity_weight", 1e-6)) * np.asarray(
-            arrays.popularity, np.float64
-        )
+        self.pop_weight = float(cfg.get("popularity_weight", 1e-6))
+        padding = self.pop_weight * np.asarray(arrays.popularity, np.float64)
         self.padding = padding + 1e-12
         self.padding32 = self.padding.astype(np.float32)
         self.padding_sum = float(self.padding.sum())
@@ -356,15 +358,104 @@ class FusionScorer:
         recent = np.asarray(history, np.int64)[::-1][: self.n_recent]
         cooc = self.cooc
         at, sizes = concat_ranges(cooc.indptr[recent], cooc.indptr[recent + 1])
-        if not at.size:
+        indices, data = cooc.indices[at], cooc.data[at]
+        if self.cooc_rows and any(int(h) in self.cooc_rows for h in recent):
+            rows = [self.cooc_row(int(h)) for h in recent]
+            sizes = np.fromiter((r[0].size for r in rows), np.int64, len(rows))
+            indices = np.concatenate([r[0] for r in rows])
+            data = np.concatenate([r[1] for r in rows])
+        if not indices.size:
             return np.zeros(0, np.int64), np.zeros(0, np.float64)
-        val = cooc.data[at] * np.repeat(self.decay ** np.arange(recent.size), sizes)
+        val = data * np.repeat(self.decay ** np.arange(recent.size), sizes)
         # the rows are sorted: a stable sort merges them (faster than np.unique), and sums
         # each product's votes in the same order as a bincount would
-        order = np.argsort(cooc.indices[at], kind="stable")
-        products = cooc.indices[at[order]]
+        order = np.argsort(indices, kind="stable")
+        products = indices[order]
         first = np.flatnonzero(np.concatenate(([True], products[1:] != products[:-1])))
         return products[first].astype(np.int64), np.add.reduceat(val[order], first)
+
+    def cooc_row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(products ascending, C[i, products])``: row ``i`` of the co-occurrence matrix,
+        as live interactions left it (:meth:`set_cooc_row`)."""
+        row = self.cooc_rows.get(i)
+        if row is not None:
+            return row
+        lo, hi = self.cooc.indptr[i], self.cooc.indptr[i + 1]
+        return self.cooc.indices[lo:hi], self.cooc.data[lo:hi]
+
+    # ------------------------------------------------------------------ live changes
+    def set_cooc_row(self, i: int, products: np.ndarray, values: np.ndarray) -> None:
+        """Replace row ``i`` of the co-occurrence matrix (``products`` ascending): interactions
+        that came after training (:mod:`kg.query.live`)."""
+        self.cooc_rows[i] = (np.asarray(products, np.int32), np.asarray(values, np.float64))
+
+    def set_popularity(self, i: int, popularity: float) -> None:
+        """Set product ``i``'s popularity (scaled as the model's: the most popular is 1), and
+        so its co-occurrence padding."""
+        if not self.arrays.popularity.flags.writeable:  # read from the model file
+            self.arrays.popularity = self.arrays.popularity.copy()
+        self.arrays.popularity[i] = popularity
+        old = float(self.padding[i])
+        self.padding[i] = self.pop_weight * popularity + 1e-12
+        self.padding32[i] = self.padding[i]
+        self.log_padding[i] = np.log(self.padding[i])
+        self.padding_sum += float(self.padding[i]) - old
+        self._offsets.clear()
+
+    def add_products(self, parts: Sequence[NewProductParts]) -> None:
+        """Append new products (:func:`gnn.new_products.place_product`) to every per-product
+        array: they are scored like the others from now on, with no co-occurrence and no
+        popularity until interactions arrive."""
+        if not parts:
+            return
+        n = len(parts)
+        self.vectors = np.ascontiguousarray(
+            np.vstack([self.vectors, np.stack([p.vector for p in parts]).astype(np.float32)])
+        )
+        self.bias = np.concatenate([self.bias, np.array([p.bias for p in parts], np.float32)])
+        pad = np.full(n, 1e-12)
+        self.padding = np.concatenate([self.padding, pad])
+        self.padding32 = self.padding.astype(np.float32)
+        self.log_padding = np.concatenate([self.log_padding, np.log(pad)])
+        self.padding_sum += float(pad.sum())
+        self._offsets.clear()
+        size = self.vectors.shape[0]
+        old = self.cooc.shape[0]
+        columns = sp.csc_matrix((old, n), dtype=np.float64)  # the borrowed co-occurrence
+        borrowed = [(k, p.borrow) for k, p in enumerate(parts) if p.borrow is not None]
+        if borrowed:
+            cols, weights, owner = [], [], []
+            for k, (idx, w) in borrowed:
+                cols.append(idx[idx < old])
+                weights.append(w[idx < old])
+                owner.append(np.full(cols[-1].size, k))
+            mix = sp.csr_matrix(
+                (np.concatenate(weights), (np.concatenate(cols), np.concatenate(owner))),
+                shape=(old, n),
+            )
+            columns = (self.cooc @ mix).tocsc()
+        grown = sp.vstack([sp.hstack([self.cooc, columns]), sp.csr_matrix((n, size))]).tocsr()
+        grown.sort_indices()
+        self.cooc = grown
+        for i, (products, values) in list(self.cooc_rows.items()):
+            extra = columns.getrow(i) if i < old else None
+            if extra is not None and extra.nnz:
+                self.set_cooc_row(
+                    i,
+                    np.concatenate([products, extra.indices + old]),
+                    np.concatenate([values, extra.data]),
+                )
+        if self.sim_matrix is not None:
+            rows = np.stack([np.concatenate([p.similarity[name] for name in self.weights.used])
+                             for p in parts]).astype(np.float32)  # fmt: skip
+            self.sim_matrix = np.ascontiguousarray(np.vstack([self.sim_matrix, rows]))
+        a = self.arrays
+        a.product_vectors = self.vectors
+        a.item_bias = self.bias
+        a.popularity = np.concatenate([a.popularity, np.zeros(n)])
+        for name in list(a.similarity):
+            rows = np.stack([p.similarity[name] for p in parts]).astype(a.similarity[name].dtype)
+            a.similarity[name] = np.vstack([a.similarity[name], rows])
 
     def profile(self, history: np.ndarray) -> np.ndarray | None:
         """``(D,)`` float32 the user's similarity profile ``s``, the used terms' stacked and

@@ -25,8 +25,10 @@ if TYPE_CHECKING:
     from typing import Self
 
     from gnn.fusion import FusionRecommender
+    from gnn.new_products import NewProductParts
     from ingest.tables import GraphTables
     from kg.neo4j.settings import Neo4jSettings
+    from kg.query.live import LiveState
 
 __all__ = ["RecommenderBase", "UserRef"]
 
@@ -91,6 +93,8 @@ class RecommenderBase:
         if approximate is not None:
             self.product_clusters = ClusterIndex(self.vectors, approximate)
         self._model_users = {u: i for i, u in enumerate(model.node_ids.get("user", []))}
+        #: live events applied to this recommender (:class:`~kg.query.live.LiveState`), if any
+        self.live: LiveState | None = None
         self.new_products = NewProductEncoder(
             self.index,
             self.vectors,
@@ -177,13 +181,25 @@ class RecommenderBase:
         if not 1 <= k <= self.n_products:
             raise ValueError(f"{name} must be between 1 and {self.n_products}, got {k}")
 
+    def history_of(self, user: str) -> np.ndarray:
+        """User ``user``'s history, oldest first (int64 product indices), live events included.
+
+        Raises:
+            UnknownIdError: no such user.
+        """
+        u = self.index.user_index.get(user)
+        extra = None if self.live is None else self.live.history(user)
+        if u is None:
+            if extra is None:
+                raise UnknownIdError("user", user)
+            return extra
+        base = self.index.history(u).astype(np.int64)
+        return base if extra is None else np.concatenate([base, extra])
+
     def _history(self, user: UserRef) -> tuple[np.ndarray, str | None]:
         """``(product indices oldest first, user id or None for a new user)``."""
         if isinstance(user, str):
-            u = self.index.user_index.get(user)
-            if u is None:
-                raise UnknownIdError("user", user)
-            return self.index.history(u).astype(np.int64), user
+            return self.history_of(user), user
         items = [self._product(p) for p in user]
         if not items:
             raise ValueError("a new user needs at least one product id")
@@ -192,7 +208,38 @@ class RecommenderBase:
     def _blocked(self, exclude: Iterable[str], seen: np.ndarray | None = None) -> np.ndarray:
         """Product indices to leave out: ``exclude`` (ids) and ``seen``."""
         blocked = np.asarray([self._product(p) for p in exclude], np.int64)
-        return blocked if seen is None else np.concatenate([blocked, seen])
+        parts = [blocked]
+        if seen is not None:
+            parts.append(seen)
+        if self.live is not None and self.live.unavailable:
+            parts.append(self.live.blocked())
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def add_products(
+        self,
+        ids: Sequence[str],
+        titles: Sequence[str | None],
+        leaf: np.ndarray,
+        brand: np.ndarray,
+        parts: Sequence[NewProductParts],
+        text_vectors: np.ndarray,
+    ) -> None:
+        """Append new products to every array a query reads (live: :mod:`kg.query.live`).
+
+        Args:
+            ids, titles: the products.
+            leaf, brand: their leaf category and brand indices (the index's sentinels for none).
+            parts: their arrays in the model's terms (:func:`gnn.new_products.place_product`).
+            text_vectors: ``(n, t)`` their L2-normalised text vectors.
+        """
+        self.index.add_products(ids, titles, leaf, brand)
+        self.model.node_ids["product"].extend(ids)
+        self.scorer.add_products(parts)
+        raw = np.stack([p.vector for p in parts]).astype(np.float32)
+        raw /= np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
+        self.vectors = np.ascontiguousarray(np.vstack([self.vectors, raw]))
+        self.cooc.add_products(len(parts))
+        self.new_products.add_products(self.vectors, text_vectors)
 
     def _brand(self, brand_id: str) -> int:
         b = self.index.brand_index.get(brand_id)

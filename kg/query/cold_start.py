@@ -14,6 +14,7 @@ text cache (:func:`gnn.text.encode_products`); the encoder is loaded on first us
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,23 @@ class NewProductEncoder:
                 )
                 self._text_vectors = align_rows(self.index.product_ids, ids, vecs)[0]
         return self._text_vectors
+
+    def encode_new(
+        self, products: Sequence[tuple[str, str | None, int | None, int | None]]
+    ) -> np.ndarray:
+        """``(n, t)`` L2-normalised text vectors of new products given as ``(title,
+        description, category index or None, brand index or None)``, written like the
+        catalogue's texts."""
+        texts = [self.text_of(*p) for p in products]
+        out = self.encoder.encode(texts, show_progress=False).astype(np.float32)
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+    def add_products(self, vectors: np.ndarray, text_vectors: np.ndarray) -> None:
+        """After products were appended (live): the fused vectors of all products, and the
+        new products' text vectors."""
+        tv = self.text_vectors()
+        self.vectors = vectors
+        self._text_vectors = np.ascontiguousarray(np.vstack([tv, text_vectors]), np.float32)
 
     def text_of(
         self, title: str, description: str | None, category: int | None, brand: int | None

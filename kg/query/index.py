@@ -146,6 +146,35 @@ class GraphIndex:
         wanted = np.asarray(categories, np.int32)
         return np.isin(self.cat_path, wanted).any(axis=1)
 
+    # -------------------------------------------------------------- live changes
+    def add_products(
+        self, ids: Sequence[str], titles: Sequence[str | None], leaf: np.ndarray, brand: np.ndarray
+    ) -> None:
+        """Append products (live: :mod:`kg.query.live`) with their leaf category and brand
+        indices (the sentinels for none)."""
+        start = self.n_products
+        self.product_ids.extend(ids)
+        self.titles.extend(titles)
+        object.__setattr__(self, "leaf", np.concatenate([self.leaf, leaf.astype(self.leaf.dtype)]))
+        object.__setattr__(
+            self, "brand", np.concatenate([self.brand, brand.astype(self.brand.dtype)])
+        )
+        self.product_index.update({p: start + i for i, p in enumerate(ids)})
+        self._regroup()
+
+    def set_product(self, i: int, *, leaf: int | None, brand: int | None) -> None:
+        """Move product ``i`` to another leaf category and/or brand (``None``: unchanged)."""
+        if leaf is not None:
+            self.leaf[i] = leaf
+        if brand is not None:
+            self.brand[i] = brand
+        self._regroup()
+
+    def _regroup(self) -> None:
+        """Forget the per-brand and per-leaf member lists (rebuilt on their next use)."""
+        for name in ("_brand_members", "_leaf_members"):
+            self.__dict__.pop(name, None)
+
 
 def build_index(tables: GraphTables, product_ids: Sequence[str]) -> GraphIndex:
     """Index ``tables`` with products in the order of ``product_ids``.

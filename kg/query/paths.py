@@ -46,6 +46,11 @@ class CoocIndex:
     _strongest: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(
         init=False, default_factory=dict, repr=False
     )
+    #: rows live interactions changed (:meth:`set_row`), and the same entries by column
+    _rows: dict[int, tuple[np.ndarray, np.ndarray]] = field(
+        init=False, default_factory=dict, repr=False
+    )
+    _cols: dict[int, dict[int, float]] = field(init=False, default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         csr = sp.csr_matrix(self.matrix, dtype=np.float64)
@@ -64,8 +69,39 @@ class CoocIndex:
 
     def row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """``(products j, co(i, j))`` with ``C[i, j] > 0``, ``j`` ascending."""
+        live = self._rows.get(i)
+        if live is not None:
+            return live
         lo, hi = self.csr.indptr[i], self.csr.indptr[i + 1]
         return self.csr.indices[lo:hi], self.csr.data[lo:hi]
+
+    def set_row(self, i: int, products: np.ndarray, values: np.ndarray) -> None:
+        """Replace row ``i`` of ``C`` (``products`` ascending; live interactions, see
+        :mod:`kg.query.live`): :meth:`row` and :meth:`column` read it from now on (the
+        strongest-neighbour lists of :meth:`strongest` keep the loaded rows)."""
+        top = float(values.max()) if values.size else 0.0
+        scaled = (values / top if top > 0 else values).astype(np.float32)
+        for j in self.row(i)[0].tolist():
+            self._cols.setdefault(j, {})[i] = 0.0
+        self._rows[i] = (np.asarray(products, np.int32), scaled)
+        for j, v in zip(products.tolist(), scaled.tolist(), strict=True):
+            self._cols.setdefault(j, {})[i] = v
+
+    def add_products(self, n: int) -> None:
+        """Make room for ``n`` new products (empty rows and columns)."""
+        size = self.csr.shape[0] + n
+        csr = sp.csr_matrix(
+            (self.csr.data, self.csr.indices, np.pad(self.csr.indptr, (0, n), mode="edge")),
+            shape=(size, size),
+        )
+        csc = sp.csc_matrix(
+            (self.csc.data, self.csc.indices, np.pad(self.csc.indptr, (0, n), mode="edge")),
+            shape=(size, size),
+        )
+        object.__setattr__(self, "csr", csr)
+        object.__setattr__(self, "csc", csc)
+        for key, (indptr, indices, values) in list(self._strongest.items()):
+            self._strongest[key] = (np.pad(indptr, (0, n), mode="edge"), indices, values)
 
     def strongest(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Each row's ``n`` largest entries, strongest first (ties: lower ``j`` first), as CSR
@@ -86,7 +122,14 @@ class CoocIndex:
     def column(self, j: int) -> tuple[np.ndarray, np.ndarray]:
         """``(products x, co(x, j))`` with ``C[x, j] > 0``, ``x`` ascending."""
         lo, hi = self.csc.indptr[j], self.csc.indptr[j + 1]
-        return self.csc.indices[lo:hi], self.csc.data[lo:hi]
+        rows, values = self.csc.indices[lo:hi], self.csc.data[lo:hi]
+        live = self._cols.get(j)
+        if not live:
+            return rows, values
+        merged = dict(zip(rows.tolist(), values.tolist(), strict=True))
+        merged.update(live)
+        kept = sorted(x for x, v in merged.items() if v > 0)
+        return (np.array(kept, np.int32), np.array([merged[x] for x in kept], np.float32))
 
 
 _KIND_ORDER = ("co_interaction", "brand", "category", "co_interaction_2hop")

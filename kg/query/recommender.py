@@ -219,6 +219,7 @@ class Recommender(RecommenderBase):
         )
         if same_category is not None and category is not None:
             total += np.take(_category_filter(ix.under([category]), same_category), ix.leaf)
+        results.leave_out(total, None, self._blocked(()))
         top = results.top_k(total, k)
         return results.build(self, top, total[top], parts(top), "related", title, None)
 
