@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from kg.query import GraphPath, Recommendation, Recommender
     from kg.query.answers import AnswerStore
+    from kg.query.feed import EventFeed
+    from kg.serve_events import EventsConfig
 
 __all__ = ["register"]
 
@@ -176,7 +178,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
             except OSError as exc:
                 raise _fail(f"{exc} (--lazy-text-encoder starts without it)") from exc
         answers = _answers(args, rec)
-        app = create_app(rec, answers, limits)
+        events = _events(args, rec, answers)
+        app = create_app(rec, answers, limits, events)
+    if events is not None:
+        print(
+            f"POST /events on, bearer token in {events[2].events_token_file}; live state at "
+            f"event {events[0].seq}",
+            flush=True,
+        )
     threads = "as OMP_NUM_THREADS etc. say" if blas is None else str(blas)
     stored = "none" if answers is None else f"k up to {answers.k}, default parameters"
     print(
@@ -189,6 +198,43 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return run_server(app, config)
     except OSError as exc:
         raise _fail(f"cannot listen on {config.host}:{config.port}: {exc}") from exc
+
+
+def _events(
+    args: argparse.Namespace, rec: Recommender, answers: AnswerStore | None
+) -> tuple[EventFeed, str, EventsConfig] | None:
+    """``kgrec serve --events``: the feed, caught up with Neo4j's event log, and the token."""
+    import dataclasses
+
+    from kg.cli_options import config_from_args
+    from kg.serve_events import EventsConfig, event_token, token_file
+
+    try:
+        config = config_from_args(EventsConfig, args)
+    except ValueError as exc:
+        raise _fail(str(exc)) from exc
+    if not config.events:
+        return None
+    if args.tables is None:
+        raise _fail(
+            "--events needs --tables, the tables the model was trained on: the live state is "
+            "that snapshot plus Neo4j's event log, replayed"
+        )
+    from kg.cli import resolve_settings
+    from kg.query.feed import EventFeed
+
+    path = token_file(config)
+    try:
+        token = event_token(path)
+    except (OSError, ValueError) as exc:
+        raise _fail(f"events token {path}: {exc}") from exc
+    settings = resolve_settings(argparse.Namespace(home=args.home, port=args.neo4j_port))
+    feed = EventFeed(rec, settings, answers)
+    feed.log.ensure_schema()
+    feed.claim()
+    feed.catch_up()
+    feed.close()  # the workers open their own drivers after the fork
+    return feed, token, dataclasses.replace(config, events_token_file=str(path))
 
 
 def _answers(args: argparse.Namespace, rec: Recommender) -> AnswerStore | None:
@@ -376,6 +422,28 @@ def register(sub: argparse._SubParsersAction) -> None:
         Opt("reuse_port", help="each worker listens on its own SO_REUSEPORT socket (Linux) "
             "instead of sharing one (a killed worker then resets what was queued for it)"),
     )  # fmt: skip
+    add_config_options(
+        p,
+        "kg.serve_events:EventsConfig",
+        Opt(
+            "events",
+            help="serve POST /events (bearer token) and apply Neo4j's event log "
+            "live; needs --tables, the snapshot the model was trained on",
+        ),
+        Opt(
+            "events_token_file",
+            help="the bearer token's file, made once with mode 0600 "
+            "(none: $KGREC_HOME/events-token)",
+        ),
+        Opt("events_poll", help="seconds between a worker's reads of the event log"),
+        Opt("events_claim", help="seconds between checks for direct writes into Neo4j"),
+        types_={
+            "events": bool,
+            "events_token_file": str,
+            "events_poll": float,
+            "events_claim": float,
+        },
+    )
     add_config_options(
         p,
         "kg.serve_limits:HttpLimits",

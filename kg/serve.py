@@ -1,8 +1,9 @@
 """The HTTP API of the query layer (FastAPI): :func:`create_app` wraps a loaded
 :class:`~kg.query.Recommender`; ``kgrec serve`` runs it (:mod:`kg.serve_run`).
 
-Endpoints (all read-only; none takes Cypher or any other query text from the caller). Routes
-are nouns: what is returned, under the product or user it is for.
+Endpoints (read-only but for ``POST /events``, which is off unless ``kgrec serve --events``:
+:mod:`kg.serve_events`; none takes Cypher or any other query text from the caller). Routes are
+nouns: what is returned, under the product or user it is for.
 
 * ``GET /health``
 * ``GET /products/{product_id}/related-products?k=&same_category=&exclude=&paths=``
@@ -40,7 +41,7 @@ Starlette's ``path`` converter (everything up to the route's fixed suffix).
 # No ``from __future__ import annotations``: FastAPI reads the endpoint annotations at runtime,
 # and some (the k bound) are built inside create_app.
 import os
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Body, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -60,6 +61,10 @@ from kg.serve_models import (
     RecommendationList,
 )
 from kg.serve_run import current_blas_threads
+
+if TYPE_CHECKING:
+    from kg.query.feed import EventFeed
+    from kg.serve_events import EventsConfig
 
 __all__ = ["HttpLimits", "create_app"]
 
@@ -108,6 +113,7 @@ def create_app(
     recommender: Recommender,
     answers: AnswerStore | None = None,
     limits: HttpLimits | None = None,
+    events: "tuple[EventFeed, str, EventsConfig] | None" = None,
 ) -> FastAPI:
     """The FastAPI application serving ``recommender`` (see the module docstring).
 
@@ -117,6 +123,8 @@ def create_app(
             opened against it): requests whose parameters other than ``k`` are the defaults,
             with ``k`` up to the store's, are answered from it; ``None``: all live.
         limits: request size and time limits (default :class:`HttpLimits`).
+        events: ``(feed, token, config)``: serve ``POST /events`` and tail the event log
+            (:mod:`kg.serve_events`); the feed invalidates ``answers`` as events arrive.
     """
     rec = recommender
     ix = rec.index
@@ -158,6 +166,8 @@ def create_app(
         """The precomputed answer, byte for byte what :func:`listing` sends for it, or
         ``None`` when it must be computed live."""
         assert answers is not None
+        if events is not None and events[0].dropped:  # a catalogue change: all may be stale
+            return None
         items = answers.items(op, query, k)
         if items is None:
             return None
@@ -177,6 +187,7 @@ def create_app(
             "search": rec.search,
             "blas_threads": threads(),
             "precomputed": None if answers is None else answers.k,
+            "events_seq": None if events is None else events[0].seq,
         }
 
     @app.get(
@@ -298,4 +309,8 @@ def create_app(
         paths = [p.to_dict() for p in found]
         return _json({"user_id": user_id, "product_id": product_id, "paths": paths})
 
+    if events is not None:
+        from kg.serve_events import add_event_routes
+
+        add_event_routes(app, *events)
     return app

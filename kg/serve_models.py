@@ -99,6 +99,11 @@ class HealthModel(BaseModel):
         description="the k up to which default-parameter answers come precomputed (kgrec "
         "precompute), or null when every answer is computed live"
     )
+    events_seq: int | None = Field(
+        default=None,
+        description="the last event sequence number this worker applied (kgrec serve "
+        "--events), or null without live events",
+    )
 
 
 class ErrorModel(BaseModel):

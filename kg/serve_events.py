@@ -1,0 +1,168 @@
+"""``POST /events``: the HTTP API's only write endpoint, and the event feed of each worker.
+
+Off unless ``kgrec serve --events``. Then:
+
+* ``POST /events`` takes a JSON list of events (or ``{"events": [...]}``; the schema of
+  :mod:`ingest.events`), with ``Authorization: Bearer <token>``. The token is generated once
+  and kept in a file readable only by its owner (``$KGREC_HOME/events-token``, mode 0600; or
+  ``--events-token-file``), like the local Neo4j's password. No token or a wrong one: 401,
+  nothing applied. A batch with a bad event is refused whole: 422 with one error per bad event
+  (its index, id and field). A good batch is committed to Neo4j before the answer (200 with the
+  receipt), and this worker answers from it at once.
+* Each worker polls Neo4j's event log every ``events_poll`` seconds
+  (:class:`~kg.query.feed.EventFeed`), so it sees what the other workers and ``kgrec events``
+  committed within about that delay; and every ``events_claim`` seconds it numbers direct
+  writes into Neo4j (an ETL job's new edges and products) so that they follow the same path.
+  The Neo4j reads run in a thread; events are applied on the event loop, between queries (the
+  query endpoints run there too, so a query never sees half an update).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from kg.query.feed import EventFeed
+
+__all__ = ["EventsConfig", "add_event_routes", "event_token"]
+
+log = logging.getLogger("kgrec.events")
+
+
+@dataclass(frozen=True)
+class EventsConfig:
+    """The write endpoint of ``kgrec serve`` (its options are generated from this).
+
+    Attributes:
+        events: serve ``POST /events`` and tail Neo4j's event log (needs the Neo4j the events
+            go to, and the tables the model was trained on: ``--tables``).
+        events_token_file: the bearer token's file (default ``$KGREC_HOME/events-token``,
+            created once, mode 0600).
+        events_poll: seconds between a worker's reads of the event log.
+        events_claim: seconds between checks for direct writes into Neo4j.
+    """
+
+    events: bool = False
+    events_token_file: str | None = None
+    events_poll: float = 0.05
+    events_claim: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.events_poll <= 0 or self.events_claim <= 0:
+            raise ValueError("events_poll and events_claim must be > 0 seconds")
+
+
+def token_file(config: EventsConfig, environ: dict[str, str] | None = None) -> Path:
+    """Where the token is kept (:attr:`EventsConfig.events_token_file`)."""
+    if config.events_token_file:
+        return Path(config.events_token_file)
+    env = os.environ if environ is None else environ
+    return Path(env.get("KGREC_HOME") or Path.home() / ".kgrec") / "events-token"
+
+
+def event_token(path: Path) -> str:
+    """The bearer token in ``path``, generated (and the file created, mode 0600) the first
+    time."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with contextlib.suppress(FileExistsError):  # another process made it first
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(32) + "\n")
+    token = path.read_text().strip()
+    if not token:
+        raise ValueError(f"{path} is empty: delete it and a new token is made")
+    return token
+
+
+def _unauthorised() -> JSONResponse:
+    return JSONResponse(
+        {"detail": "POST /events needs 'Authorization: Bearer <token>' (kgrec serve --events)"},
+        status_code=401,
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def add_event_routes(app: FastAPI, feed: EventFeed, token: str, config: EventsConfig) -> None:
+    """Add ``POST /events`` and the worker's polling task to ``app`` (module docstring)."""
+    from ingest.events import EventBatchError, parse_events
+
+    expected = f"Bearer {token}".encode()
+
+    @app.post("/events", responses={401: {}, 422: {}})
+    async def events(request: Request) -> JSONResponse:
+        """Commit a batch of events to Neo4j, then answer from them (module docstring)."""
+        given = request.headers.get("authorization", "").encode()
+        if not secrets.compare_digest(given, expected):
+            return _unauthorised()
+        try:
+            body: Any = await request.json()
+        except ValueError:
+            return JSONResponse({"detail": "the body is not JSON"}, status_code=422)
+        items = body.get("events") if isinstance(body, dict) else body
+        if not isinstance(items, list):
+            return JSONResponse(
+                {"detail": 'send a JSON list of events, or {"events": [...]}'}, status_code=422
+            )
+        try:
+            batch = parse_events(items)
+            receipt = await asyncio.to_thread(feed.log.write, batch)
+        except EventBatchError as exc:
+            return JSONResponse(
+                {"detail": str(exc), "errors": [e.to_dict() for e in exc.errors]},
+                status_code=422,
+            )
+        touched = feed.apply(await asyncio.to_thread(feed.fetch))
+        return JSONResponse({
+            "applied": receipt.applied,
+            "duplicates": receipt.duplicates,
+            "first_seq": receipt.first_seq,
+            "last_seq": receipt.last_seq,
+            "seq": feed.seq,
+            "users": len(touched.users),
+            "catalogue": touched.catalogue,
+        })  # fmt: skip
+
+    async def poll() -> None:
+        loop = asyncio.get_running_loop()
+        next_claim = loop.time() + config.events_claim
+        while True:
+            try:
+                if loop.time() >= next_claim:
+                    await asyncio.to_thread(feed.claim)
+                    next_claim = loop.time() + config.events_claim
+                fetched = await asyncio.to_thread(feed.fetch)
+                if fetched:
+                    feed.apply(fetched)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # Neo4j away: keep serving what is loaded, try again
+                log.exception("reading the event log failed; retrying")
+                await asyncio.sleep(min(1.0, 10 * config.events_poll))
+            await asyncio.sleep(config.events_poll)
+
+    previous = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
+        task = asyncio.create_task(poll())
+        try:
+            async with previous(app) as state:
+                yield state
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            feed.close()
+
+    app.router.lifespan_context = lifespan
