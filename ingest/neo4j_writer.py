@@ -110,12 +110,16 @@ class LoadReport:
 INTERACTED_KEY = "kgrec_interactions_user_order"
 
 
-def ensure_constraints(driver: neo4j.Driver, *, database: str = "neo4j") -> None:
+def ensure_constraints(
+    driver: neo4j.Driver, *, database: str = "neo4j", repair: bool = True
+) -> None:
     """Create a uniqueness constraint on every node key and on the ``(user_id, order)`` key of
     ``INTERACTED`` (no-op when they exist).
 
     A graph loaded by an earlier kgrec may hold the same edge twice (concurrent loads doubled
-    them); those copies are removed before the ``INTERACTED`` constraint is created.
+    them); with ``repair`` those copies are removed before the ``INTERACTED`` constraint is
+    created. A graph known to hold each edge once (a bulk import of validated tables) skips
+    that scan with ``repair=False``.
     """
     for node in (*schema.NODE_TYPES, schema.NodeType(LOCK_LABEL, "lock", "name")):
         name = f"kgrec_{node.table}_{node.key}"
@@ -131,7 +135,8 @@ def ensure_constraints(driver: neo4j.Driver, *, database: str = "neo4j") -> None
         database_=database,
     )
     if not records:
-        _remove_duplicate_edges(driver, database)
+        if repair:
+            _remove_duplicate_edges(driver, database)
         driver.execute_query(
             f"CREATE CONSTRAINT {INTERACTED_KEY} IF NOT EXISTS "
             f"FOR ()-[r:{schema.INTERACTED.rel_type}]-() REQUIRE (r.user_id, r.order) IS UNIQUE",

@@ -140,10 +140,16 @@ def cmd_neo4j_password(args: argparse.Namespace) -> int:
 
 
 def cmd_neo4j_build(args: argparse.Namespace) -> int:
+    from kg.neo4j.importer import BulkImportError, build_importer
     from kg.neo4j.server import build_launcher
 
     target = build_launcher(force=args.force)
     print(f"launcher built in {target}")
+    try:
+        lib = build_importer(force=args.force)
+    except BulkImportError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"bulk importer (neo4j-admin database import) built in {lib}")
     return 0
 
 
@@ -185,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = neo_sub.add_parser("password", help="print the neo4j user's password")
     _add_server_options(p)
     p.set_defaults(func=cmd_neo4j_password)
-    p = neo_sub.add_parser("build", help="build the Java launcher with Maven")
+    p = neo_sub.add_parser("build", help="build the Java launcher and bulk importer with Maven")
     p.add_argument("--force", action="store_true", help="rebuild even when up to date")
     p.set_defaults(func=cmd_neo4j_build)
 

@@ -27,6 +27,10 @@ def _read(args: argparse.Namespace) -> GraphTables:
         from ingest.sources.kgat import read_kgat
 
         tables = read_kgat(args.folder, rejects=rejects, show_progress=show)
+    elif args.source == "tables":
+        from ingest.tables import GraphTables
+
+        tables = GraphTables.load(args.folder).validate()
     elif args.source == "csv":
         from ingest.sources.csv import read_csv
 
@@ -52,6 +56,8 @@ def _read(args: argparse.Namespace) -> GraphTables:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from kg.cli import resolve_settings
 
+    if args.bulk:
+        _check_bulk(args)
     tables = _read(args)
     counts = {k: v for k, v in tables.counts().items() if v}
     print("tables: " + ", ".join(f"{k}={v:,}" for k, v in counts.items()))
@@ -62,6 +68,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from ingest.neo4j_writer import graph_counts, write_graph
     from kg.neo4j.driver import open_driver
 
+    if args.bulk:
+        return _bulk(args, tables)
     settings = resolve_settings(args)
     with open_driver(settings) as driver:
         report = write_graph(
@@ -77,6 +85,42 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         f"{report.node_rows:,} node rows, {report.rel_rows:,} relationship rows"
     )
     print("graph now: " + json.dumps(counts_now))
+    return 0
+
+
+def _check_bulk(args: argparse.Namespace) -> None:
+    """Refuse ``--bulk`` before reading anything where it cannot work."""
+    from kg.cli import CommandError
+    from kg.neo4j.settings import settings_from_env
+
+    if args.out:
+        raise CommandError("--bulk loads Neo4j and --out writes tables only: give one of them")
+    external = settings_from_env()
+    if external is not None:
+        raise CommandError(
+            f"--bulk writes the local Neo4j's store files, and NEO4J_URI is set ({external.uri}): "
+            "load without --bulk to merge over Bolt, or unset NEO4J_URI to bulk-load the local one"
+        )
+
+
+def _bulk(args: argparse.Namespace, tables: GraphTables) -> int:
+    """``--bulk``: the offline importer into the local Neo4j's empty database."""
+    from kg.cli import CommandError, _local
+    from kg.neo4j.bulk import DatabaseNotEmptyError, bulk_load
+    from kg.neo4j.importer import BulkImportError
+
+    server = _local(args)
+    try:
+        report = bulk_load(server, tables, show_progress=not args.no_progress)
+    except (DatabaseNotEmptyError, BulkImportError) as exc:
+        raise CommandError(str(exc)) from None
+    secs = report.seconds
+    print(
+        f"bulk-loaded into {server.home} in {secs['total']:.1f} s: {report.node_rows:,} node rows, "
+        f"{report.relationship_rows:,} relationship rows; importer {secs['import']:.1f} s "
+        f"({report.rate('import'):,.0f} relationships/s), CSV {secs['csv']:.1f} s, restart "
+        f"{secs['stop'] + secs['start']:.1f} s, constraints {secs['schema']:.1f} s"
+    )
     return 0
 
 
@@ -104,6 +148,12 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="skip bad rows and report them to this JSON-lines file (default: stop at the first)",
     )
     p.add_argument("--batch-size", type=int, default=10_000, help="rows per transaction")
+    p.add_argument(
+        "--bulk",
+        action="store_true",
+        help="first load of an EMPTY local database with Neo4j's offline importer "
+        "(stops the local Neo4j, imports, starts it again)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--home", help="local Neo4j home, when NEO4J_URI is not set")
     p.add_argument("--port", type=int, help="local Neo4j Bolt port")
@@ -129,6 +179,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--products", type=Path, required=True)
     p.add_argument("--interactions", type=Path, required=True)
     p.add_argument("--categories", type=Path)
+    _common(p)
+    p = src.add_parser("tables", help="a canonical tables folder (ingest --out, kgrec export)")
+    p.add_argument("folder", type=Path)
     _common(p)
     p = src.add_parser("synthetic", help="a seeded synthetic shop")
     shape = p.add_mutually_exclusive_group()

@@ -3,7 +3,8 @@
 #   1. Java 17+ and Maven (installed with apt-get when missing and we are root);
 #   2. the virtual environment .venv with uv and the project with all extras (torch, PyG,
 #      PyKEEN, transformers, the offline MiniLM weights, neo4j driver, FastAPI, test tools);
-#   3. the Java launcher for the local Neo4j (Maven build into kg/neo4j/launcher/target).
+#   3. the Java launcher for the local Neo4j and Neo4j's offline bulk importer (Maven builds into
+#      kg/neo4j/launcher/target and kg/neo4j/importer/target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

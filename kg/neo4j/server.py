@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import stat
@@ -24,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.atomic import write_atomic
+from kg.neo4j.maven import MavenBuildError, build_maven_project, require_tool
 from kg.neo4j.settings import DEFAULT_PORT, Neo4jSettings
 
 __all__ = [
@@ -37,8 +36,8 @@ __all__ = [
 LAUNCHER_DIR = Path(__file__).resolve().parent / "launcher"
 _MAIN_CLASS = "io.kgrec.launcher.Launcher"
 _JAR = "kgrec-neo4j-launcher.jar"
-# The JVM flags Neo4j's own distribution starts with (those that matter embedded).
-_JVM_FLAGS = (
+#: The JVM flags Neo4j's own distribution starts with (those that matter embedded and to its tools).
+JVM_FLAGS = (
     "-XX:+UseG1GC",
     "-XX:-OmitStackTraceInFastThrow",
     "-XX:+UnlockExperimentalVMOptions",
@@ -69,56 +68,31 @@ class ServerInfo:
     auth: bool
     started_at: float
     ready_seconds: float | None = None
+    heap: str | None = None
+    pagecache: str | None = None
 
 
 def _require(tool: str, hint: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        raise Neo4jServerError(f"'{tool}' was not found on PATH: {hint}")
-    return path
-
-
-def _launcher_ready(launcher_dir: Path) -> bool:
-    jar = launcher_dir / "target" / _JAR
-    lib = launcher_dir / "target" / "lib"
-    if not jar.exists() or not lib.is_dir():
-        return False
-    sources = [launcher_dir / "pom.xml", *launcher_dir.glob("src/main/java/**/*.java")]
-    return all(src.stat().st_mtime <= jar.stat().st_mtime for src in sources)
+    try:
+        return require_tool(tool, hint)
+    except MavenBuildError as exc:
+        raise Neo4jServerError(str(exc)) from None
 
 
 def build_launcher(launcher_dir: Path = LAUNCHER_DIR, *, force: bool = False) -> Path:
-    """Build the launcher with Maven unless an up-to-date build exists.
-
-    Concurrent callers wait on a file lock, so two processes never run Maven on the same folder.
+    """Build the launcher with Maven unless an up-to-date build exists (:mod:`kg.neo4j.maven`).
 
     Returns:
         The launcher's ``target`` folder (the jar plus ``lib/`` with every runtime jar).
     """
     target = launcher_dir / "target"
-    if not force and _launcher_ready(launcher_dir):
-        return target
-    mvn = _require(
-        "mvn", "install Apache Maven (Debian: apt-get install maven) to build the launcher"
-    )
-    _require("java", "install a Java 17+ runtime (Debian: apt-get install openjdk-17-jdk-headless)")
-    lock_path = launcher_dir / ".build.lock"
-    with open(lock_path, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not force and _launcher_ready(launcher_dir):
-            return target
-        proc = subprocess.run(
-            [mvn, "-B", "-q", "package"],
-            cwd=launcher_dir,
-            capture_output=True,
-            text=True,
-            check=False,
+    stale = not (target / "lib").is_dir()
+    try:
+        build_maven_project(
+            launcher_dir, target / _JAR, what="the Neo4j launcher", force=force or stale
         )
-        if proc.returncode != 0:
-            tail = (proc.stdout + proc.stderr).strip().splitlines()[-15:]
-            raise Neo4jServerError(
-                "building the Neo4j launcher with Maven failed:\n" + "\n".join(tail)
-            )
+    except MavenBuildError as exc:
+        raise Neo4jServerError(str(exc)) from None
     return target
 
 
@@ -282,7 +256,7 @@ class LocalNeo4j:
         cmd = [
             java,
             f"-Xmx{self.heap}",
-            *_JVM_FLAGS,
+            *JVM_FLAGS,
             "-cp",
             f"{target / _JAR}{os.pathsep}{target / 'lib' / '*'}",
             _MAIN_CLASS,
@@ -310,6 +284,8 @@ class LocalNeo4j:
             home=str(self.home),
             auth=self.auth,
             started_at=started,
+            heap=self.heap,
+            pagecache=self.pagecache,
         )
         self._write_state(info)
         try:
