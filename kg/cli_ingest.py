@@ -54,22 +54,58 @@ def _read(args: argparse.Namespace) -> GraphTables:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from kg.cli import resolve_settings
-
     if args.bulk:
         _check_bulk(args)
+    if args.source == "synthetic" and args.config is None:
+        from ingest.sources.synthetic import STREAMED_PRESETS
+
+        if args.preset in STREAMED_PRESETS:
+            return _ingest_streamed(args)
     tables = _read(args)
-    counts = {k: v for k, v in tables.counts().items() if v}
-    print("tables: " + ", ".join(f"{k}={v:,}" for k, v in counts.items()))
+    _print_counts(tables.counts())
     if args.out:
         folder = tables.save(args.out)
         print(f"tables written to {folder} (fingerprint {tables.fingerprint()[:16]})")
         return 0
-    from ingest.neo4j_writer import graph_counts, write_graph
-    from kg.neo4j.driver import open_driver
-
     if args.bulk:
         return _bulk(args, tables)
+    return _load(args, tables)
+
+
+def _print_counts(counts: dict[str, int]) -> None:
+    print("tables: " + ", ".join(f"{k}={v:,}" for k, v in counts.items() if v))
+
+
+def _ingest_streamed(args: argparse.Namespace) -> int:
+    """A streamed synthetic preset (``xl``): generated into ``--out`` or a temporary folder in
+    bounded memory; a bulk load reads that folder batch by batch too."""
+    import tempfile
+
+    from ingest.sources.synthetic import SyntheticConfig
+    from ingest.sources.synthetic_stream import write_shop
+    from ingest.tables import GraphTables
+
+    config = SyntheticConfig.preset(args.preset, seed=args.seed or 0)
+    show = not args.no_progress
+    if args.out:
+        shop = write_shop(config, args.out, show_progress=show)
+        _print_counts(shop.counts)
+        print(f"tables written to {shop.folder} in {shop.seconds:.1f} s (streamed)")
+        return 0
+    with tempfile.TemporaryDirectory(prefix="kgrec-synthetic-") as tmp:
+        shop = write_shop(config, Path(tmp) / "tables", show_progress=show)
+        _print_counts(shop.counts)
+        if args.bulk:
+            return _bulk(args, shop.folder)
+        return _load(args, GraphTables.load(shop.folder))
+
+
+def _load(args: argparse.Namespace, tables: GraphTables) -> int:
+    """Merge ``tables`` into Neo4j over Bolt."""
+    from ingest.neo4j_writer import graph_counts, write_graph
+    from kg.cli import resolve_settings
+    from kg.neo4j.driver import open_driver
+
     settings = resolve_settings(args)
     with open_driver(settings) as driver:
         report = write_graph(
@@ -77,6 +113,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             tables,
             database=settings.database,
             batch_size=args.batch_size,
+            workers=args.workers,
             show_progress=not args.no_progress,
         )
         counts_now = graph_counts(driver, database=settings.database)
@@ -103,7 +140,7 @@ def _check_bulk(args: argparse.Namespace) -> None:
         )
 
 
-def _bulk(args: argparse.Namespace, tables: GraphTables) -> int:
+def _bulk(args: argparse.Namespace, tables: GraphTables | Path) -> int:
     """``--bulk``: the offline importer into the local Neo4j's empty database."""
     from kg.cli import CommandError, _local
     from kg.neo4j.bulk import DatabaseNotEmptyError, bulk_load
@@ -148,6 +185,7 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="skip bad rows and report them to this JSON-lines file (default: stop at the first)",
     )
     p.add_argument("--batch-size", type=int, default=10_000, help="rows per transaction")
+    p.add_argument("--workers", type=int, default=4, help="write transactions at once (default 4)")
     p.add_argument(
         "--bulk",
         action="store_true",
@@ -186,7 +224,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = src.add_parser("synthetic", help="a seeded synthetic shop")
     shape = p.add_mutually_exclusive_group()
     shape.add_argument(
-        "--preset", choices=["tiny", "demo", "bench", "large"], help="a named shop (default demo)"
+        "--preset",
+        choices=["tiny", "demo", "bench", "large", "xl"],
+        help="a named shop (default demo); xl is generated streamed, in bounded memory",
     )
     shape.add_argument(
         "--config", type=Path, help="a TOML file of SyntheticConfig settings (and 'preset =')"
