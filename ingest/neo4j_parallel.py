@@ -12,7 +12,11 @@ can be both), the parts are paired as in a round-robin tournament instead. Node 
 single round (:func:`row_rounds`).
 
 Each batch is one transaction run with ``session.execute_write``, which retries transient
-errors (deadlocks included, should another client's writes cross ours) with back-off.
+errors with back-off. Deadlocks remain possible, though rarer: a new relationship is put at the
+head of both of its nodes' relationship chains, which locks the relationship that headed each
+chain before, and that one may link a node of this lane to a node of another lane (it was
+written in an earlier round). Such a deadlock is a transient error, and the transaction that
+Neo4j rolled back is run again.
 """
 
 from __future__ import annotations

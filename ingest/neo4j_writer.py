@@ -20,6 +20,8 @@ What a re-load does to what is stored:
 
 Loads are serialised by a lock held in Neo4j (:func:`load_lock`): two loads started together
 run one after the other instead of both finding the graph empty and both creating its edges.
+Within a load, several transactions write at once, on rows scheduled so that they do not lock
+the same nodes (:mod:`ingest.neo4j_parallel`).
 """
 
 from __future__ import annotations
@@ -359,6 +361,8 @@ def write_graph(
     """
     from tqdm.auto import tqdm
 
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
     tables.validate()
     report = LoadReport()
     start = time.perf_counter()

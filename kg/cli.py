@@ -217,9 +217,10 @@ def _register_extras() -> None:
 
 
 class _QuietLibraries:
-    """Drops records below ERROR from chatty training libraries (their loggers set own levels)."""
+    """Drops records below ERROR from chatty libraries (their loggers set own levels), and the
+    driver's notes on transactions it retries (a deadlock between parallel writes is retried)."""
 
-    _NAMES = ("pykeen", "torch_max_mem")
+    _NAMES = ("pykeen", "torch_max_mem", "neo4j.session")
 
     def filter(self, record: object) -> bool:
         import logging
