@@ -192,7 +192,9 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="skip bad rows and report them to this JSON-lines file (default: stop at the first)",
     )
     p.add_argument("--batch-size", type=int, default=10_000, help="rows per transaction")
-    p.add_argument("--workers", type=_positive, default=4, help="write transactions at once (default 4)")
+    p.add_argument(
+        "--workers", type=_positive, default=4, help="write transactions at once (default 4)"
+    )
     p.add_argument(
         "--bulk",
         action="store_true",

@@ -27,7 +27,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest.sources.synthetic_catalog import (
+    _Brands,
     _build_tree,
+    _Catalog,
     _make_brands,
     _make_catalog,
     _make_text,
@@ -42,7 +44,7 @@ from ingest.sources.synthetic_common import (
     _USERS,
     _rng,
 )
-from ingest.sources.synthetic_users import _cover_products, _make_histories, _make_users
+from ingest.sources.synthetic_users import _cover_products, _make_histories, _make_users, _Users
 from ingest.tables import GraphTables
 
 __all__ = [
@@ -50,6 +52,7 @@ __all__ = [
     "STREAMED_PRESETS",
     "PlantedTruth",
     "SyntheticConfig",
+    "draw_plan",
     "generate_shop",
     "generate_shop_with_truth",
     "prefixed_ids",
@@ -254,15 +257,7 @@ def generate_shop_with_truth(
         ValueError: when the tree has more leaves than there are products.
     """
     cfg = config or SyntheticConfig()
-    tree = _build_tree(cfg.branching, _rng(cfg, _TREE))
-    if tree.n_leaves > cfg.n_products:
-        raise ValueError(
-            f"the category tree has {tree.n_leaves} leaves but n_products is {cfg.n_products}; "
-            "use fewer branches or more products"
-        )
-    brands = _make_brands(cfg, tree.n_departments, _rng(cfg, _BRANDS))
-    catalog = _make_catalog(cfg, tree, brands, _rng(cfg, _PRODUCTS))
-    users = _make_users(cfg, tree, _rng(cfg, _USERS))
+    tree, brands, catalog, users = draw_plan(cfg)
     history = _make_histories(cfg, tree, catalog, users, show_progress=show_progress)
     if cfg.cover_all_products:
         _cover_products(history.product, catalog.leaf, _rng(cfg, _COVERAGE))
@@ -312,6 +307,24 @@ def generate_shop_with_truth(
         brand_departments=brands.departments,
     )
     return tables.validate(), truth
+
+
+def draw_plan(cfg: SyntheticConfig) -> tuple[_Tree, _Brands, _Catalog, _Users]:
+    """The category tree, brands, catalogue and users of a shop, each from its own stream.
+
+    Raises:
+        ValueError: when the tree has more leaves than there are products.
+    """
+    tree = _build_tree(cfg.branching, _rng(cfg, _TREE))
+    if tree.n_leaves > cfg.n_products:
+        raise ValueError(
+            f"the category tree has {tree.n_leaves} leaves but n_products is {cfg.n_products}; "
+            "use fewer branches or more products"
+        )
+    brands = _make_brands(cfg, tree.n_departments, _rng(cfg, _BRANDS))
+    catalog = _make_catalog(cfg, tree, brands, _rng(cfg, _PRODUCTS))
+    users = _make_users(cfg, tree, _rng(cfg, _USERS))
+    return tree, brands, catalog, users
 
 
 def prefixed_ids(prefix: str, stop: int, start: int = 0) -> pa.Array:

@@ -36,27 +36,20 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ingest.atomic import atomic_folder
-from ingest.sources.synthetic import SyntheticConfig, prefixed_ids, tree_tables
+from ingest.sources.synthetic import SyntheticConfig, draw_plan, prefixed_ids, tree_tables
 from ingest.sources.synthetic_catalog import (
-    _build_tree,
     _Catalog,
     _leaf_words,
-    _make_brands,
-    _make_catalog,
     _product_text,
     _Tree,
 )
 from ingest.sources.synthetic_common import (
-    _BRANDS,
     _CHUNKS,
     _COVERAGE,
-    _PRODUCTS,
     _TEXT,
-    _TREE,
-    _USERS,
     _rng,
 )
-from ingest.sources.synthetic_users import _CHUNK_USERS, _chunk, _make_users, _Users
+from ingest.sources.synthetic_users import _CHUNK_USERS, _chunk, _Users
 from ingest.tables import FORMAT_VERSION, TABLE_SCHEMAS
 
 __all__ = ["StreamedShop", "write_shop"]
@@ -281,15 +274,7 @@ def write_shop(
     """
     t0 = time.perf_counter()
     cfg = config
-    tree = _build_tree(cfg.branching, _rng(cfg, _TREE))
-    if tree.n_leaves > cfg.n_products:
-        raise ValueError(
-            f"the category tree has {tree.n_leaves} leaves but n_products is {cfg.n_products}; "
-            "use fewer branches or more products"
-        )
-    brands = _make_brands(cfg, tree.n_departments, _rng(cfg, _BRANDS))
-    catalog = _make_catalog(cfg, tree, brands, _rng(cfg, _PRODUCTS))
-    users = _make_users(cfg, tree, _rng(cfg, _USERS))
+    tree, brands, catalog, users = draw_plan(cfg)
     folder = Path(folder)
     with atomic_folder(folder) as tmp:
         out = _Writers(tmp)

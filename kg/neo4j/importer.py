@@ -44,10 +44,9 @@ def build_importer(importer_dir: Path = IMPORTER_DIR, *, force: bool = False) ->
         The folder of jars (``target/lib``).
     """
     target = importer_dir / "target"
-    stale = not (target / "lib").is_dir()
     try:
         build_maven_project(
-            importer_dir, target / _STAMP, what="the Neo4j bulk importer", force=force or stale
+            importer_dir, target / _STAMP, what="the Neo4j bulk importer", force=force
         )
     except MavenBuildError as exc:
         raise BulkImportError(str(exc)) from None

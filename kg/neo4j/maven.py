@@ -27,8 +27,9 @@ def require_tool(tool: str, hint: str) -> str:
 
 
 def is_up_to_date(project_dir: Path, output: Path) -> bool:
-    """True when ``output`` exists and is newer than the pom and every Java source."""
-    if not output.exists():
+    """True when ``output`` and ``target/lib`` (the runtime jars) exist and ``output`` is newer
+    than the pom and every Java source."""
+    if not output.exists() or not (project_dir / "target" / "lib").is_dir():
         return False
     sources = [project_dir / "pom.xml", *project_dir.glob("src/main/java/**/*.java")]
     built = output.stat().st_mtime

@@ -86,11 +86,8 @@ def build_launcher(launcher_dir: Path = LAUNCHER_DIR, *, force: bool = False) ->
         The launcher's ``target`` folder (the jar plus ``lib/`` with every runtime jar).
     """
     target = launcher_dir / "target"
-    stale = not (target / "lib").is_dir()
     try:
-        build_maven_project(
-            launcher_dir, target / _JAR, what="the Neo4j launcher", force=force or stale
-        )
+        build_maven_project(launcher_dir, target / _JAR, what="the Neo4j launcher", force=force)
     except MavenBuildError as exc:
         raise Neo4jServerError(str(exc)) from None
     return target
