@@ -16,7 +16,8 @@ What a re-load does to what is stored:
   their edges. KG triples are only ever added.
 * ``INTERACTED`` is keyed by ``(user, order)``: a relationship property uniqueness constraint on
   ``(r.user_id, r.order)`` (``user_id`` repeats the user's key on the edge for it) enforces it in
-  Neo4j.
+  Neo4j. On the first load of ``INTERACTED`` the constraint is created right after its edges
+  (one index build instead of an update per edge), still under the load lock.
 
 Loads are serialised by a lock held in Neo4j (:func:`load_lock`): two loads started together
 run one after the other instead of both finding the graph empty and both creating its edges.
@@ -116,10 +117,14 @@ INTERACTED_KEY = "kgrec_interactions_user_order"
 
 
 def ensure_constraints(
-    driver: neo4j.Driver, *, database: str = "neo4j", repair: bool = True
+    driver: neo4j.Driver,
+    *,
+    database: str = "neo4j",
+    repair: bool = True,
+    interaction_key: bool = True,
 ) -> None:
-    """Create a uniqueness constraint on every node key and on the ``(user_id, order)`` key of
-    ``INTERACTED`` (no-op when they exist).
+    """Create a uniqueness constraint on every node key and, with ``interaction_key``, on the
+    ``(user_id, order)`` key of ``INTERACTED`` (no-op when they exist).
 
     A graph loaded by an earlier kgrec may hold the same edge twice (concurrent loads doubled
     them); with ``repair`` those copies are removed before the ``INTERACTED`` constraint is
@@ -134,12 +139,7 @@ def ensure_constraints(
             f"FOR (n:{node.label}) REQUIRE n.{node.key} IS UNIQUE"
         )
         driver.execute_query(query, database_=database)
-    records, _, _ = driver.execute_query(
-        "SHOW CONSTRAINTS YIELD name WHERE name = $name RETURN name",
-        name=INTERACTED_KEY,
-        database_=database,
-    )
-    if not records:
+    if interaction_key and not _has_constraint(driver, INTERACTED_KEY, database):
         if repair:
             _remove_duplicate_edges(driver, database)
         driver.execute_query(
@@ -148,6 +148,13 @@ def ensure_constraints(
             database_=database,
         )
     driver.execute_query("CALL db.awaitIndexes(300)", database_=database)
+
+
+def _has_constraint(driver: neo4j.Driver, name: str, database: str) -> bool:
+    records, _, _ = driver.execute_query(
+        "SHOW CONSTRAINTS YIELD name WHERE name = $name RETURN name", name=name, database_=database
+    )
+    return bool(records)
 
 
 def _remove_duplicate_edges(driver: neo4j.Driver, database: str) -> None:
@@ -366,7 +373,15 @@ def write_graph(
     tables.validate()
     report = LoadReport()
     start = time.perf_counter()
-    ensure_constraints(driver, database=database)
+    # The first INTERACTED edges are written before their key constraint exists, which is then
+    # built over them in one pass: cheaper than keeping its index up to date edge by edge.
+    # The tables were validated (each key once) and the load holds the lock, so nothing can
+    # break the key meanwhile; a load that dies before the constraint exists is a re-run that
+    # finds edges and creates it first (after removing any duplicates).
+    defer_key = _rel_count(driver, schema.INTERACTED.rel_type, database) == 0 and not (
+        _has_constraint(driver, INTERACTED_KEY, database)
+    )
+    ensure_constraints(driver, database=database, interaction_key=not defer_key)
     total = sum(tables.counts().values())
     with (
         load_lock(driver, database=database),
@@ -400,6 +415,8 @@ def write_graph(
                     table.select(list(cols)), edge.src_col, edge.dst_col, workers, same_nodes=same
                 )
                 _run_tables(driver, query, rounds, cols, database, batch_size, bar)
+            if edge is schema.INTERACTED and defer_key:
+                ensure_constraints(driver, database=database)
             report.rows[edge.table] = table.num_rows
             report.seconds[edge.table] = time.perf_counter() - t0
         t0 = time.perf_counter()
