@@ -228,7 +228,9 @@ def part_kge(args: argparse.Namespace) -> dict[str, Any]:
         "runs": [],
     }
     sample = factory.clone_and_exchange_triples(factory.mapped_triples[:: factory.num_triples // 8])
-    for model, batch in (("transe", 4096), ("transe", 32768), ("rotate", 32768)):
+    load = os.getloadavg()[0]
+    # fastest first; the result file is rewritten after each run, so a run cut short keeps them
+    for model, batch in (("transe", 32768), ("rotate", 32768), ("transe", 4096)):
         config = EmbedConfig(
             model=model, dim=64, epochs=1000, batch_size=batch, eval_every=1000, device="cpu"
         )
@@ -257,6 +259,8 @@ def part_kge(args: argparse.Namespace) -> dict[str, Any]:
             }
         )
         del outcome
+        partial = {**out, **_peaks(), "load_before": load, "load_after": os.getloadavg()[0]}
+        (args.work / "results" / "kge.json").write_text(json.dumps(partial, indent=2))
     return out
 
 
