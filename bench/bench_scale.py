@@ -363,6 +363,12 @@ def report(args: argparse.Namespace) -> str:
         for p in PARTS
         if (f := args.work / "results" / f"{p}.json").exists()
     }
+    loads = [r[k] for r in res.values() for k in ("load_before", "load_after") if k in r]
+    shared = [
+        f"- **Measured on a shared machine**: 1-minute load averages {min(loads):.0f} to "
+        f"{max(loads):.0f} on 2 cores while these parts ran; every time below is an upper "
+        "bound, to be measured again on a quiet machine."
+    ] if loads and max(loads) > 2.5 else []  # fmt: skip
     counts = res.get("generate", {}).get("counts", {})
     sizes = ", ".join(f"{v:,} {k}" for k, v in counts.items() if v)
     lines = [
@@ -373,6 +379,7 @@ def report(args: argparse.Namespace) -> str:
         f"{', '.join(res)}); Neo4j heap {args.heap}, page cache {args.pagecache}",
         "- Load average (1 min) before and after each part is listed: above 2 on this 2-core "
         "machine means other work shared it and the times are upper bounds.",
+        *shared,
         "",
         "| step | figure | peak RSS (MiB) | load avg |",
         "|---|---|---:|---|",
