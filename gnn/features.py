@@ -9,13 +9,30 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from ingest.tables import GraphTables
 
-__all__ = ["align_rows", "kge_features", "text_features"]
+__all__ = ["EntityVectors", "align_rows", "kge_features", "text_features"]
+
+
+class EntityVectors(Protocol):
+    """KG embeddings as :func:`kge_features` reads them: what a
+    :class:`kg.embeddings.artifact.KGEmbeddings` (``kgrec embed``'s artifact) offers. ``gnn``
+    takes them as arrays so that it never imports ``kg`` (``kg`` reads the artifact)."""
+
+    config: dict[str, Any]
+
+    @property
+    def layout(self) -> str:
+        """How the vectors are laid out (``"real"`` or ``"complex_re_im"``)."""
+        ...
+
+    def vectors(self, label: str) -> tuple[list[str], np.ndarray]:
+        """Keys and vectors of every entity with Neo4j label ``label``."""
+        ...
 
 
 def align_rows(
@@ -68,24 +85,20 @@ def text_features(
     return out, {"encoder": encoder.describe(), "missing": missing, "dim": int(out.shape[1])}
 
 
-def kge_features(folder: str | Path, ids: Sequence[str]) -> tuple[np.ndarray, dict[str, Any]]:
-    """Product vectors of a KG-embedding artifact (see :mod:`kg.embeddings.artifact`).
+def kge_features(emb: EntityVectors, ids: Sequence[str]) -> tuple[np.ndarray, dict[str, Any]]:
+    """The product vectors of KG embeddings (e.g. ``KGEmbeddings.load(folder)``).
 
     Args:
-        folder: the artifact folder written by ``kgrec embed``.
+        emb: the embeddings.
         ids: product ids in the wanted row order.
 
     Returns:
-        ``(vectors, info)`` with the artifact's model, dim, layout, fingerprint and the number
-        of products without a vector.
+        ``(vectors, info)`` with the embeddings' model, dim, layout, data fingerprint and the
+        number of products without a vector.
     """
-    from kg.embeddings.artifact import KGEmbeddings
-
-    emb = KGEmbeddings.load(folder)
     keys, vectors = emb.vectors("Product")
     out, missing = align_rows(ids, keys, vectors)
     info = {
-        "folder": str(folder),
         "model": emb.config.get("model"),
         "layout": emb.layout,
         "fingerprint": emb.config.get("data", {}).get("fingerprint"),

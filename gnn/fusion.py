@@ -11,23 +11,23 @@ Training (:meth:`FusionRecommender.fit`):
   item as a negative), with the history items of the example masked out;
 * early stopping on validation NDCG@10 of the model alone; the best epoch's weights are kept.
 
-Scoring blends the model's distribution ``p = softmax(model scores)`` with the co-occurrence
-distribution ``q = cooc(u, ·) / Σ cooc(u, ·)`` of
-:class:`~gnn.baselines.cooccurrence.ItemCooccurrence` (counted on the train sequences), either
-``linear``: ``(1 - β) · p + β · q``, or ``log`` (a product of experts):
-``(1 - β) · log p + β · log q``, returned normalised (the ``softmax`` of it). The mode and
-``β`` are chosen from ``config.blend_grid`` on the validation split only; ``β = 0`` is the
-model alone. Content-similarity terms (:mod:`gnn.similarity`: the text and KGE vectors of the
-user's latest items against every product's) are added to the log-score with weights chosen
-with the blend (:mod:`gnn.fusion_blend`, which states the whole final formula). Every term reads
-the user's known history for the evaluated split, so a user's validation item feeds their test
-ranking without refitting.
+The final score (:mod:`gnn.scoring`, in numpy) blends the model's distribution with the
+co-occurrence distribution of :class:`~gnn.baselines.cooccurrence.ItemCooccurrence` (counted
+on the train sequences) and adds content-similarity terms (:mod:`gnn.similarity`); the blend
+mode, its weight ``β`` and the terms' weights are chosen on the validation split only
+(:mod:`gnn.fusion_blend`). Every term reads the user's known history for the evaluated split,
+so a user's validation item feeds their test ranking without refitting.
+
+A fitted model scores through :meth:`FusionRecommender.arrays` and
+:class:`~gnn.scoring.FusionScorer`; PyTorch runs only where training needs gradients.
+Saved, it is read back by :func:`gnn.fusion_io.read_fusion` (numpy);
+:meth:`FusionRecommender.load` rebuilds the network from it to train further.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,25 +39,18 @@ from tqdm.auto import tqdm
 from gnn.device import device as resolve_device
 from gnn.device import seed_everything
 from gnn.early_stopping import EarlyStopping, validation_users
-from gnn.fusion_blend import FinalWeights, choose_weights, final_log_scores
-from gnn.fusion_io import MODEL_NAME
+from gnn.fusion_blend import choose_weights
+from gnn.fusion_io import MODEL_NAME, FusionArrays, SavedFusion, read_fusion, write_fusion
 from gnn.model import FusionConfig, FusionGNN
-from gnn.similarity import SimilarityTerms, reduce_features
+from gnn.scoring import FusionScorer, history_matrix
+from gnn.similarity import reduce_features
 from gnn.splits import EvalOn, Split
 from ingest.tables import GraphTables
 
-__all__ = ["FusionRecommender", "history_matrix"]
-_KG_RELATIONS_EXCLUDED = {"interacted", "rev_interacted", "followed_by", "rev_followed_by"}
-
-
-def history_matrix(histories: list[np.ndarray], length: int) -> np.ndarray:
-    """``(len(histories), length)`` int64: the last ``length`` items of each, latest first,
-    ``-1`` padded."""
-    out = np.full((len(histories), length), -1, np.int64)
-    for row, h in enumerate(histories):
-        recent = np.asarray(h, np.int64)[::-1][:length]
-        out[row, : recent.size] = recent
-    return out
+__all__ = ["FusionRecommender"]
+#: The relations of the interaction graph (users' interactions and transitions between
+#: products): the only ones kept when ``use_kg_edges`` is off.
+_INTERACTION_RELATIONS = {"interacted", "rev_interacted", "followed_by", "rev_followed_by"}
 
 
 class FusionRecommender:
@@ -99,14 +92,14 @@ class FusionRecommender:
         self.features: torch.Tensor | None = None
         self.edge_index: dict[tuple[str, str, str], torch.Tensor] = {}
         self.node_ids: dict[str, list[str]] = {}
-        self.product_vectors: torch.Tensor | None = None
-        self.user_node_vectors: torch.Tensor | None = None
+        self.product_vectors: np.ndarray | None = None
+        self.user_node_vectors: np.ndarray | None = None
         self.cooc: sp.csr_matrix | None = None
         self.cooc_config: dict[str, Any] = {}
         self.popularity: np.ndarray | None = None
         self.blend = 0.0
         self.blend_mode = "linear"
-        self.similarity: SimilarityTerms | None = None
+        self.similarity: dict[str, np.ndarray] = {}
         self.similarity_weights: dict[str, float] = {}
         self.ids_sha256 = ""
         self.shape: tuple[int, int] = (0, 0)
@@ -176,7 +169,7 @@ class FusionRecommender:
             stopper.best_epoch, stopper.best_state = epoch, self._state()
         self.module.load_state_dict(stopper.best_state)
         self._finish()
-        self.similarity = self._similarity_terms(dev)
+        self.similarity = self._similarity_vectors()
         trials = self._choose_weights(split, valid_users)
         self.ids_sha256 = split.ids_fingerprint()
         self.fit_info = {
@@ -210,7 +203,7 @@ class FusionRecommender:
             for et in data.edge_types
             if (cfg.use_interaction_edges or "interacted" not in et[1])
             and (cfg.use_transition_edges or "followed_by" not in et[1])
-            and (cfg.use_kg_edges or et[1] in _KG_RELATIONS_EXCLUDED)
+            and (cfg.use_kg_edges or et[1] in _INTERACTION_RELATIONS)
         ]
         self.node_ids = {nt: list(data[nt].ids) for nt in data.node_types}
         num_nodes = {nt: len(ids) for nt, ids in self.node_ids.items()}
@@ -280,32 +273,31 @@ class FusionRecommender:
         return {k: v.detach().clone() for k, v in self.module.state_dict().items()}
 
     def _finish(self) -> None:
+        """The product (and user node) output vectors of the trained network, in numpy."""
         assert self.module is not None
         self.module.eval()
         with torch.no_grad():
             x = self.module(self.features, self.edge_index)
-        self.product_vectors = x["product"].detach()
-        self.user_node_vectors = x["user"].detach() if self.config.user_node else None
+        self.product_vectors = x["product"].detach().cpu().numpy()
+        self.user_node_vectors = x["user"].detach().cpu().numpy() if self.config.user_node else None
 
-    def _similarity_terms(self, dev: torch.device) -> SimilarityTerms | None:
+    def _similarity_vectors(self) -> dict[str, np.ndarray]:
+        """The reduced vectors of the similarity terms (none when the grid is all zero)."""
         cfg = self.config
         if not any(cfg.similarity_grid):
-            return None
-        vectors = {
-            name: torch.as_tensor(reduce_features(x, cfg.similarity_dim), device=dev)
+            return {}
+        return {
+            name: reduce_features(x, cfg.similarity_dim)
             for name, x in (("text", self.text), ("kge", self.kge))
             if x is not None
         }
-        if not vectors:
-            return None
-        return SimilarityTerms(vectors, n_recent=cfg.similarity_recent, decay=cfg.similarity_decay)
 
     def _choose_weights(self, split: Split, users: np.ndarray) -> list[dict[str, Any]]:
         self.blend, self.blend_mode, self.similarity_weights = 0.0, "linear", {}
         if users.size == 0:
             return []
         best, trials = choose_weights(
-            self,
+            self.scorer(),
             split,
             users,
             blend_grid=self.config.blend_grid,
@@ -316,90 +308,113 @@ class FusionRecommender:
         return trials
 
     # ------------------------------------------------------------------------ score
-    def score(self, user_indices: np.ndarray, split: Split, on: EvalOn) -> torch.Tensor:
-        """``(len(user_indices), n_items)`` blended scores from ``split.history(on)``."""
-        if (split.n_users, split.n_items) != self.shape:
-            raise ValueError(
-                f"fusion model was fitted on {self.shape} users x items, "
-                f"the split has {(split.n_users, split.n_items)}"
-            )
-        history = split.history(on)
-        idx = np.asarray(user_indices, np.int64)
-        return self.score_histories([history[u] for u in idx], user_indices=idx)
+    def arrays(self) -> FusionArrays:
+        """The fitted or loaded model's arrays (numpy copies of its network's), with its
+        current blend and similarity weights: what :class:`~gnn.scoring.FusionScorer` and the
+        query layer score with."""
+        if self.module is None or self.product_vectors is None or self.cooc is None:
+            raise RuntimeError("FusionRecommender: not fitted or loaded")
+        assert self.popularity is not None
+        module, cfg = self.module, self.config
+
+        def numpy(x: torch.Tensor) -> np.ndarray:
+            return x.detach().cpu().numpy().copy()
+
+        return FusionArrays(
+            node_ids=self.node_ids,
+            product_vectors=self.product_vectors,
+            item_bias=numpy(module.item_bias),
+            position_logits=numpy(module.position_logits),
+            history_proj_weight=numpy(module.history_proj.weight),
+            history_proj_bias=numpy(module.history_proj.bias),
+            user_node_vectors=self.user_node_vectors,
+            cooc=self.cooc,
+            popularity=self.popularity,
+            cooc_config=dict(self.cooc_config),
+            blend=float(self.blend),
+            blend_mode=str(self.blend_mode),
+            similarity=dict(self.similarity),
+            similarity_weights=dict(self.similarity_weights),
+            similarity_recent=cfg.similarity_recent,
+            similarity_decay=cfg.similarity_decay,
+            history_len=cfg.history_len,
+            features=None if self.features is None else numpy(self.features),
+            feature_info=self.feature_info,
+            n_users=self.shape[0],
+            ids_sha256=self.ids_sha256,
+        )
+
+    def scorer(self) -> FusionScorer:
+        """The final score of the model as it is now (:class:`~gnn.scoring.FusionScorer`)."""
+        return FusionScorer(self.arrays())
+
+    def score(self, user_indices: np.ndarray, split: Split, on: EvalOn) -> np.ndarray:
+        """``(len(user_indices), n_items)`` final distributions from ``split.history(on)``
+        (:meth:`gnn.scoring.FusionScorer.score`)."""
+        return self.scorer().score(user_indices, split, on)
 
     def score_histories(
         self, histories: list[np.ndarray], *, user_indices: np.ndarray | None = None
-    ) -> torch.Tensor:
-        """Final scores ``(len(histories), n_items)``, a distribution per row, of users given by
-        their item histories (item indices, oldest first; formula: :mod:`gnn.fusion_blend`).
-        ``user_indices`` adds known users' node vectors when the model uses them; a new user is
-        just a history."""
-        weights = FinalWeights(self.blend_mode, self.blend, self.similarity_weights)
-        p, q, sims = self.score_parts(
-            histories,
-            user_indices=user_indices,
-            cooc=self.blend > 0.0,
-            similarity=[name for name, tau in self.similarity_weights.items() if tau],
-        )
-        if self.blend == 0.0 and not sims:
-            return p
-        return torch.softmax(final_log_scores(p, q, sims, weights), dim=1)
-
-    def score_parts(
-        self,
-        histories: list[np.ndarray],
-        *,
-        user_indices: np.ndarray | None = None,
-        cooc: bool = True,
-        similarity: list[str] | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor]]:
-        """The parts of the final score: the GNN's distribution ``p``, the co-occurrence
-        distribution ``q`` (when ``cooc``) and the similarity terms named in ``similarity``
-        (default: all the model has), each ``(len(histories), n_items)``."""
-        if self.module is None or self.product_vectors is None:
-            raise RuntimeError("FusionRecommender.score before fit or load")
-        dev = self.product_vectors.device
-        hist = torch.as_tensor(history_matrix(histories, self.config.history_len), device=dev)
-        nodes = None
-        if self.user_node_vectors is not None and user_indices is not None:
-            nodes = self.user_node_vectors[torch.as_tensor(user_indices, device=dev)]
-        with torch.no_grad():
-            u = self.module.user_vectors(self.product_vectors, hist, nodes)
-            p = torch.softmax(self.module.scores(u, self.product_vectors), dim=1)
-            q = self._cooc_probs(histories, dev) if cooc else None
-            terms = self.similarity
-            names = (terms.names if terms else []) if similarity is None else similarity
-            sims = {name: terms.term(name, hist) for name in names} if terms else {}
-        return p, q, sims
-
-    def _cooc_probs(self, histories: list[np.ndarray], dev: torch.device) -> torch.Tensor:
-        from gnn.baselines.cooccurrence import CooccurrenceConfig, ItemCooccurrence
-
-        assert self.cooc is not None and self.popularity is not None
-        scorer = ItemCooccurrence(CooccurrenceConfig(**self.cooc_config))
-        scorer.item_item, scorer.popularity = self.cooc, self.popularity
-        scores = scorer.score_histories(histories) + 1e-12
-        scores /= scores.sum(axis=1, keepdims=True)
-        return torch.as_tensor(scores, dtype=torch.float32, device=dev)
+    ) -> np.ndarray:
+        """Final distributions of users given by their item histories
+        (:meth:`gnn.scoring.FusionScorer.score_histories`)."""
+        return self.scorer().score_histories(histories, user_indices=user_indices)
 
     # ------------------------------------------------------------------- save / load
     def save(self, folder: str | Path) -> Path:
         """Write ``config.json``, ``model.safetensors`` and ``id_maps.json`` to ``folder``
-        (see :mod:`gnn.fusion_io`)."""
-        from gnn.fusion_io import save_fusion
+        (:func:`gnn.fusion_io.write_fusion`)."""
+        from ingest.versions import library_versions
 
-        return save_fusion(self, folder)
+        arrays = self.arrays()
+        assert self.module is not None
+        state = self.module.state_dict()
+        meta = {
+            "config": asdict(self.config),
+            "feature_dim": 0 if self.features is None else int(self.features.shape[1]),
+            "fit": self.fit_info,
+            "versions": library_versions(),
+        }
+        saved = SavedFusion(
+            arrays,
+            meta,
+            {k: v.detach().cpu().numpy() for k, v in state.items()},
+            {et: ei.cpu().numpy() for et, ei in self.edge_index.items()},
+        )
+        return write_fusion(saved, folder)
 
     @classmethod
     def load(cls, folder: str | Path, *, device: str | None = None) -> FusionRecommender:
-        """Read a model written by :meth:`save`; no tables or retraining needed.
+        """Rebuild a saved model in PyTorch (network, graph and features), to train it
+        further; scoring needs only :meth:`gnn.scoring.FusionScorer.load`.
 
         Raises:
             ValueError: the folder holds another model or format version.
         """
-        from gnn.fusion_io import load_fusion
-
-        return load_fusion(cls, folder, device=device)
+        saved = read_fusion(folder)
+        meta, a = saved.meta, saved.arrays
+        known = {f.name for f in fields(FusionConfig)}
+        config = FusionConfig(**{k: v for k, v in meta["config"].items() if k in known})
+        if device is not None:
+            config = replace(config, device=device)
+        dev = resolve_device(config.device)
+        model = cls(None, replace(config, use_text=False, use_kge=False, use_id=True))
+        model.config, model.feature_info = config, dict(a.feature_info or {})
+        model.node_ids = a.node_ids
+        model.edge_index = {et: torch.tensor(ei, device=dev) for et, ei in saved.edge_index.items()}
+        if a.features is not None:
+            model.features = torch.tensor(a.features, device=dev)
+        num_nodes = {nt: len(ids) for nt, ids in a.node_ids.items()}
+        module = FusionGNN(config, num_nodes, list(saved.edge_index), int(meta["feature_dim"]))
+        module.load_state_dict({k: torch.tensor(v) for k, v in saved.network.items()})
+        model.module = module.to(dev).eval()
+        model.product_vectors, model.user_node_vectors = a.product_vectors, a.user_node_vectors
+        model.cooc, model.popularity, model.cooc_config = a.cooc, a.popularity, a.cooc_config
+        model.blend, model.blend_mode = a.blend, a.blend_mode
+        model.similarity, model.similarity_weights = a.similarity, a.similarity_weights
+        model.shape, model.ids_sha256 = (a.n_users, a.product_vectors.shape[0]), a.ids_sha256
+        model.fit_info = meta.get("fit", {})
+        return model
 
     def matches(self, split: Split) -> bool:
         """Whether ``split`` has the user and item ids this model was fitted on."""

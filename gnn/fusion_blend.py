@@ -1,14 +1,10 @@
-"""The fusion model's final score and the choice of its weights on the validation split.
+"""The choice of the final score's weights on the validation split.
 
-With ``p`` the GNN's distribution (softmax of its scores), ``q`` the co-occurrence distribution
-and ``S_f`` the similarity terms of :mod:`gnn.similarity`, the final log-score is
-
-    z = log p                                 β = 0 (the GNN alone)
-    z = log((1 - β) · p + β · q)              mode "linear"
-    z = (1 - β) · log p + β · log q           mode "log" (a product of experts)
-
-plus ``Σ_f τ_f · S_f``; the model returns ``softmax(z)``. :func:`choose_weights` scores the
-validation users' parts once and searches by coordinate ascent:
+The final score (:mod:`gnn.scoring`) has a blend mode and weight ``β`` and a weight ``τ_f`` per
+similarity term (:class:`~gnn.scoring.FinalWeights`). :func:`choose_weights` computes the
+validation users' weight-free parts once (:meth:`~gnn.scoring.FusionScorer.parts`), recombines
+them under each candidate (:meth:`~gnn.scoring.FusionScorer.log_scores`) and searches by
+coordinate ascent:
 
 1. the mode and ``β`` over ``blend_grid``, every ``τ = 0`` (the blend alone);
 2. each ``τ_f`` over ``similarity_grid``, one term at a time, the others fixed;
@@ -19,104 +15,64 @@ Ties go to the smaller weight. Only validation targets are read.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
-import torch
 
+from gnn.scoring import FinalWeights, FusionScorer, ScoreParts, Votes
 from gnn.splits import EvalOn, Split
 
-if TYPE_CHECKING:
-    from gnn.fusion import FusionRecommender
-
-__all__ = ["FinalWeights", "choose_weights", "final_log_scores"]
-
-_EPS = 1e-12
-
-
-@dataclass(frozen=True)
-class FinalWeights:
-    """The weights of the final score (module docstring)."""
-
-    mode: str = "linear"
-    beta: float = 0.0
-    similarity: dict[str, float] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.mode not in ("linear", "log"):
-            raise ValueError(f"FinalWeights: unknown blend mode {self.mode!r}")
-        if not 0.0 <= self.beta <= 1.0:
-            raise ValueError(f"FinalWeights: beta must be in [0, 1], got {self.beta}")
-
-
-def final_log_scores(
-    p: torch.Tensor,
-    q: torch.Tensor | None,
-    similarity: dict[str, torch.Tensor],
-    weights: FinalWeights,
-) -> torch.Tensor:
-    """``z`` of the module docstring, ``(B, n_items)``.
-
-    Args:
-        p: the GNN's distribution.
-        q: the co-occurrence distribution (needed when ``weights.beta > 0``).
-        similarity: ``{name: S_f}`` (needed for every non-zero ``τ_f``).
-        weights: mode, ``β`` and ``τ``.
-    """
-    beta = weights.beta
-    if beta == 0.0:
-        z = torch.log(p + _EPS)
-    else:
-        if q is None:
-            raise ValueError("final_log_scores: beta > 0 needs the co-occurrence distribution")
-        if weights.mode == "linear":
-            z = torch.log((1 - beta) * p + beta * q + _EPS)
-        else:
-            z = (1 - beta) * torch.log(p + _EPS) + beta * torch.log(q)
-    for name, tau in sorted(weights.similarity.items()):
-        if tau:
-            z = z + tau * similarity[name]
-    return z
+__all__ = ["choose_weights"]
 
 
 class _Parts:
-    """The validation users' ``p``, ``q`` and ``S_f``, scored once, as a scorer of any weights."""
+    """The validation users' score parts, computed once, as a scorer of any weights."""
 
     name = "fusion-final"
 
-    def __init__(self, model: FusionRecommender, split: Split, users: np.ndarray) -> None:
-
+    def __init__(self, scorer: FusionScorer, split: Split, users: np.ndarray) -> None:
+        self.scorer = scorer
         self.users = np.asarray(users, np.int64)
         history = split.history("valid")
-        ps, qs, sims = [], [], {}
-        for lo in range(0, self.users.size, 1024):
-            batch = self.users[lo : lo + 1024]
-            histories = [history[u] for u in batch]
-            p, q, s = model.score_parts(histories, user_indices=batch)
-            ps.append(p.cpu())
-            qs.append(q.cpu())
-            for name, term in s.items():
-                sims.setdefault(name, []).append(term.cpu())
-            del histories
-        self.p = torch.cat(ps)
-        self.q = torch.cat(qs)
-        self.sims = {name: torch.cat(v) for name, v in sims.items()}
+        names = sorted(scorer.arrays.similarity)
+        batches = [
+            scorer.parts(
+                [history[u] for u in self.users[lo : lo + 1024]],
+                user_indices=self.users[lo : lo + 1024],
+                similarity=names,
+            )
+            for lo in range(0, self.users.size, 1024)
+        ]
+        self.parts = _concat(batches, names)
         self.weights = FinalWeights()
 
     def fit(self, split: Split, *, seed: int = 0, show_progress: bool = True) -> _Parts:
         return self
 
-    def score(self, user_indices: np.ndarray, split: Split, on: EvalOn) -> torch.Tensor:
+    def score(self, user_indices: np.ndarray, split: Split, on: EvalOn) -> np.ndarray:
         if on != "valid":
             raise ValueError("the weight search reads validation targets only")
-        rows = torch.as_tensor(np.searchsorted(self.users, user_indices))
-        sims = {name: s[rows] for name, s in self.sims.items()}
-        return final_log_scores(self.p[rows], self.q[rows], sims, self.weights)
+        rows = np.searchsorted(self.users, user_indices)
+        return self.scorer.log_scores(self.parts.rows(rows), self.weights)
+
+
+def _concat(batches: list[ScoreParts], names: list[str]) -> ScoreParts:
+    """One :class:`~gnn.scoring.ScoreParts` of consecutive batches."""
+    starts = np.cumsum([0] + [b.dense.shape[0] for b in batches])
+    votes = Votes(
+        np.concatenate([b.votes.rows + s for b, s in zip(batches, starts, strict=False)]),
+        np.concatenate([b.votes.products for b in batches]),
+        np.concatenate([b.votes.values for b in batches]),
+        np.concatenate([b.votes.totals for b in batches]),
+    )
+    dense = np.concatenate([b.dense for b in batches])
+    sims = {name: np.concatenate([b.similarity[name] for b in batches]) for name in names}
+    return ScoreParts(dense, votes, sims)
 
 
 def choose_weights(
-    model: FusionRecommender,
+    scorer: FusionScorer,
     split: Split,
     users: np.ndarray,
     *,
@@ -125,13 +81,20 @@ def choose_weights(
 ) -> tuple[FinalWeights, list[dict[str, Any]]]:
     """Search the final-score weights on the validation NDCG@10 of ``users`` (module doc).
 
+    Args:
+        scorer: the model's scorer (its own weights are not read).
+        split: the split the model was fitted on.
+        users: validation users (with targets).
+        blend_grid: the values of ``β`` tried.
+        similarity_grid: the values of each ``τ_f`` tried.
+
     Returns:
         ``(best weights, trials)``; each trial is ``{"mode", "beta", "similarity",
         "ndcg@10"}``.
     """
     from gnn.evaluate import evaluate
 
-    parts = _Parts(model, split, users)
+    parts = _Parts(scorer, split, users)
     seen: dict[tuple[Any, ...], float] = {}
     trials: list[dict[str, Any]] = []
 
@@ -152,7 +115,7 @@ def choose_weights(
                 best = w
         return best
 
-    names = sorted(parts.sims)
+    names = sorted(parts.parts.similarity)
     best = FinalWeights(similarity=dict.fromkeys(names, 0.0))
     blends = [(m, b) for m in ("linear", "log") for b in blend_grid if b > 0.0]
     best = best_of([replace(best, mode=m, beta=b) for m, b in blends], best)

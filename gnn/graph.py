@@ -13,15 +13,13 @@ rest. Edge types, each with its reverse ``rev_<name>`` so messages flow both way
 * ``(<head>, <relation>, <tail>)`` for the free-form ``triples`` (KGAT-style), with
   ``product`` / ``entity`` heads and tails.
 
-``data[node_type].ids`` holds the node ids (the id maps); :func:`save_id_maps` writes them as
-JSON next to a model.
+``data[node_type].ids`` holds the node ids (the id maps the saved model keeps in
+``id_maps.json``, :mod:`gnn.fusion_io`).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,13 +30,7 @@ from gnn.splits import Split
 from ingest.schema import relation_type_name
 from ingest.tables import GraphTables
 
-__all__ = [
-    "CATALOGUE_EDGES",
-    "build_hetero",
-    "edge_type_names",
-    "load_id_maps",
-    "save_id_maps",
-]
+__all__ = ["CATALOGUE_EDGES", "build_hetero"]
 
 #: (table, src column, dst column, src type, relation, dst type) of the catalogue edges.
 CATALOGUE_EDGES = (
@@ -124,24 +116,6 @@ def build_hetero(
         _add_triples(tables, index, add_edges)
     data.validate(raise_on_error=True)
     return data
-
-
-def edge_type_names(data: Any) -> list[str]:
-    """``"src__rel__dst"`` names of the edge types (stable keys for module dicts)."""
-    return ["__".join(et) for et in data.edge_types]
-
-
-def save_id_maps(data: Any, path: str | Path) -> Path:
-    """Write ``{node_type: [ids in index order]}`` of ``data`` as JSON."""
-    path = Path(path)
-    maps = {nt: list(data[nt].ids) for nt in data.node_types}
-    path.write_text(json.dumps(maps))
-    return path
-
-
-def load_id_maps(path: str | Path) -> dict[str, list[str]]:
-    """Read what :func:`save_id_maps` wrote."""
-    return {k: list(v) for k, v in json.loads(Path(path).read_text()).items()}
 
 
 def _transitions(split: Split) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

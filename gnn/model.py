@@ -16,11 +16,8 @@ recency-aware user side.
 Shapes: ``P = n_products``, ``d = config.dim``; :meth:`FusionGNN.forward` returns the output
 vectors of every node type, ``{"product": (P, d), "user": (n_users, d), ...}``.
 
-Scoring a saved model needs the product vectors, the user side and the item bias only, not the
-message-passing layers, and importing PyTorch Geometric (what builds them) took 9-10 s of a
-15-17 s ``kgrec related`` call on this project's 2-core machine. So a loaded network builds
-its layers on the first :meth:`FusionGNN.forward` (:meth:`FusionGNN.defer_layers`); its
-``state_dict`` is whole either way.
+The user side and the score are computed here for training (they need gradients); a trained
+model scores through :mod:`gnn.scoring` (numpy), which computes the same.
 """
 
 from __future__ import annotations
@@ -77,11 +74,11 @@ class FusionConfig:
     use_transition_edges: bool = True
     user_node: bool = False
     history_len: int = 10
-    lr: float = 2e-3
+    lr: float = 5e-3
     weight_decay: float = 0.0
-    batch_size: int = 512
-    max_epochs: int = 100
-    patience: int = 4
+    batch_size: int = 2048
+    max_epochs: int = 20
+    patience: int = 3
     eval_every: int = 2
     valid_users: int | None = None
     blend_grid: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -121,8 +118,6 @@ class FusionGNN(nn.Module):
         edge_types: ``(src, rel, dst)`` edge types messages flow over (already filtered by the
             config's edge switches).
         feature_dim: width of the product feature matrix (text and/or KGE), 0 for none.
-        build_layers: build the message-passing layers now; ``False`` leaves them to
-            :meth:`defer_layers` (loading a saved model for scoring).
     """
 
     def __init__(
@@ -131,9 +126,9 @@ class FusionGNN(nn.Module):
         num_nodes: dict[str, int],
         edge_types: list[tuple[str, str, str]],
         feature_dim: int,
-        *,
-        build_layers: bool = True,
     ) -> None:
+        from torch_geometric.nn import HeteroConv, SAGEConv  # a slow import: only when needed
+
         super().__init__()
         d = config.dim
         self.config = config
@@ -148,49 +143,18 @@ class FusionGNN(nn.Module):
             nn.init.normal_(emb.weight, std=0.1)
         if self.product_id is not None:
             nn.init.normal_(self.product_id.weight, std=0.1)
-        self.convs = nn.ModuleList()
-        self.norms = nn.ModuleList()
-        self._pending: dict[str, torch.Tensor] | None = None  # layer weights not yet built
-        if build_layers:  # here: the random initialisation keeps its order
-            self._build_layers()
-        self.register_state_dict_post_hook(_with_pending_layers)
+        self.convs = nn.ModuleList(
+            HeteroConv({et: SAGEConv((d, d), d) for et in self.edge_types}, aggr="sum")
+            for _ in range(config.num_layers)
+        )
+        types = sorted(num_nodes)
+        self.norms = nn.ModuleList(
+            nn.ModuleDict({nt: nn.LayerNorm(d) for nt in types}) for _ in self.convs
+        )
         self.history_proj = nn.Linear(d, d)
         self.position_logits = nn.Parameter(torch.zeros(config.history_len))
         self.item_bias = nn.Parameter(torch.zeros(num_nodes["product"]))
         self.dropout = nn.Dropout(config.dropout)
-
-    def _build_layers(self) -> None:
-        from torch_geometric.nn import HeteroConv, SAGEConv
-
-        d = self.config.dim
-        self.convs.extend(
-            HeteroConv({et: SAGEConv((d, d), d) for et in self.edge_types}, aggr="sum")
-            for _ in range(self.config.num_layers)
-        )
-        types = sorted(self.num_nodes)
-        self.norms.extend(nn.ModuleDict({nt: nn.LayerNorm(d) for nt in types}) for _ in self.convs)
-
-    def defer_layers(self, state: dict[str, torch.Tensor]) -> None:
-        """Keep the message-passing layers' weights (``convs.*``, ``norms.*`` keys of a
-        ``state_dict``) until :meth:`forward` needs them, for a network built with
-        ``build_layers=False``."""
-        if len(self.convs) or self._pending is not None:
-            raise RuntimeError("FusionGNN.defer_layers: the layers are already set")
-        self._pending = dict(state)
-
-    def _build_deferred(self) -> None:
-        """Build the layers kept by :meth:`defer_layers` and load their weights."""
-        assert self._pending is not None
-        pending, self._pending = self._pending, None
-        self._build_layers()
-        self.to(self.item_bias.device)
-        missing, unexpected = self.load_state_dict(pending, strict=False)
-        layers = {k for k in self.state_dict() if k.startswith(("convs.", "norms."))}
-        if unexpected or layers & set(missing):
-            raise ValueError(
-                "FusionGNN: the saved layer weights do not match the config "
-                f"(unexpected {unexpected[:3]}, missing {sorted(layers & set(missing))[:3]})"
-            )
 
     def forward(
         self, features: torch.Tensor | None, edge_index: dict[Any, torch.Tensor]
@@ -204,8 +168,6 @@ class FusionGNN(nn.Module):
         Returns:
             ``{node_type: (n, d)}``.
         """
-        if self._pending is not None:
-            self._build_deferred()
         x = {nt: emb.weight for nt, emb in self.node_emb.items()}
         product = torch.zeros(
             self.num_nodes["product"], self.config.dim, device=self.item_bias.device
@@ -247,13 +209,3 @@ class FusionGNN(nn.Module):
     def scores(self, users: torch.Tensor, product: torch.Tensor) -> torch.Tensor:
         """``(B, P)`` scores ``users @ product.T + bias``."""
         return users @ product.T + self.item_bias
-
-
-def _with_pending_layers(
-    module: nn.Module, state: dict[str, Any], prefix: str, local_metadata: Any
-) -> None:
-    """``state_dict`` post-hook of :class:`FusionGNN`: the deferred layer weights too."""
-    pending = getattr(module, "_pending", None)
-    if pending:
-        for key, value in pending.items():
-            state[prefix + key] = value.detach()

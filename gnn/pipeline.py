@@ -3,7 +3,8 @@
     from gnn.pipeline import train_fusion
     from gnn.model import FusionConfig
 
-    result = train_fusion(tables, "runs/fusion", FusionConfig(), kge_folder="runs/kge")
+    kge = KGEmbeddings.load("runs/kge")             # kg.embeddings.artifact (kgrec embed)
+    result = train_fusion(tables, "runs/fusion", FusionConfig(), kge=kge)
     result.metrics["test"]["ndcg@10"]
 
 The run folder gets the model (``config.json``, ``model.safetensors``, ``id_maps.json``),
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gnn.features import EntityVectors
 from gnn.fusion import FusionRecommender
 from gnn.model import FusionConfig
 from gnn.splits import Split, given_split, leave_one_out
@@ -69,7 +71,7 @@ def train_fusion(
     config: FusionConfig | None = None,
     *,
     split: Split | None = None,
-    kge_folder: str | Path | None = None,
+    kge: EntityVectors | None = None,
     text_cache: str | Path | None = None,
     text_model: str | Path | None = None,
     seed: int = 0,
@@ -82,9 +84,10 @@ def train_fusion(
     Args:
         tables: the graph (exported from Neo4j or read from files).
         out: the run folder (created; existing model files are replaced).
-        config: the model; ``use_kge`` needs ``kge_folder``.
+        config: the model; ``use_kge`` needs ``kge``.
         split: the split; default :func:`make_split` (``"auto"``).
-        kge_folder: a ``kgrec embed`` artifact whose product vectors feed the model.
+        kge: KG embeddings whose product vectors feed the model (``kgrec embed``'s artifact:
+            ``kg.embeddings.artifact.KGEmbeddings.load(folder)``).
         text_cache: text vector cache root; default :func:`default_text_cache`.
         text_model: a local BERT folder; default the bundled all-MiniLM-L6-v2.
         seed: training seed.
@@ -98,13 +101,13 @@ def train_fusion(
     from gnn.evaluate import evaluate
     from gnn.features import kge_features, text_features
     from gnn.plot import plot_training_curve
-    from kg.versions import library_versions
+    from ingest.versions import library_versions
 
     config = config or FusionConfig()
-    if config.use_kge and kge_folder is None:
-        raise ValueError("use_kge is on but no kge_folder was given (kgrec embed --out ...)")
+    if config.use_kge and kge is None:
+        raise ValueError("use_kge is on but no KG embeddings were given (kgrec embed --out ...)")
     split = split or make_split(tables)
-    text = kge = None
+    text = kge_vectors = None
     info: dict[str, Any] = {}
     if config.use_text:
         text, info["text"] = text_features(
@@ -115,13 +118,13 @@ def train_fusion(
             show_progress=show_progress,
         )
     if config.use_kge:
-        assert kge_folder is not None
-        kge, info["kge"] = kge_features(kge_folder, split.item_ids)
+        assert kge is not None
+        kge_vectors, info["kge"] = kge_features(kge, split.item_ids)
     model = FusionRecommender(
         tables,
         config,
         text=text,
-        kge=kge,
+        kge=kge_vectors,
         feature_info=info,
         examples_per_user=examples_per_user,
     )

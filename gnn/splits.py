@@ -20,7 +20,6 @@ Protocol (the same for every scorer, so numbers are comparable):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -73,16 +72,6 @@ class Split:
     def n_items(self) -> int:
         """Number of items (products)."""
         return len(self.item_ids)
-
-    @cached_property
-    def user_index(self) -> dict[str, int]:
-        """User id -> user index."""
-        return {u: i for i, u in enumerate(self.user_ids)}
-
-    @cached_property
-    def item_index(self) -> dict[str, int]:
-        """Product id -> item index."""
-        return {p: i for i, p in enumerate(self.item_ids)}
 
     def targets(self, on: EvalOn) -> list[np.ndarray]:
         """Target items of every user for ``on`` (``"valid"`` or ``"test"``)."""

@@ -148,13 +148,21 @@ def _prop(name: str, kind: pa.DataType) -> str:
     return f"{name}:{cypher}" if cypher else name
 
 
+def _zeros(n: int) -> pa.Array:
+    """The ``seq`` column of batch-loaded rows (:class:`ingest.events.DirectWrites` claims
+    only rows without one)."""
+    return pa.repeat(pa.scalar(0, pa.int64()), n)
+
+
 def _write_nodes(source: GraphTables | Path, folder: Path, files: ImportFiles, bar: Any) -> None:
     for node in schema.NODE_TYPES:
         props = [f for f in TABLE_SCHEMAS[node.table] if f.name != node.key]
         header = [f"{node.key}:ID({node.label})", *(_prop(f.name, f.type) for f in props)]
-        out = _CsvFile(folder / f"nodes-{node.table}.csv", header)
+        sequenced = node is schema.PRODUCT  # seq 0: batch-loaded, as the writer marks it
+        out = _CsvFile(folder / f"nodes-{node.table}.csv", header + ["seq:long"] * sequenced)
         for batch in _batches(source, node.table):
-            out.write([batch.column(node.key), *(batch.column(f.name) for f in props)])
+            seq = [_zeros(batch.num_rows)] if sequenced else []
+            out.write([batch.column(node.key), *(batch.column(f.name) for f in props), *seq])
             bar.update(batch.num_rows)
         if out.close(files):
             files.nodes.append((node.label, out.path))
@@ -171,10 +179,12 @@ def _write_edges(source: GraphTables | Path, folder: Path, files: ImportFiles, b
             f":END_ID({edge.dst.label})",
             *(_prop(f.name, f.type) for f in props),
         ]
-        out = _CsvFile(folder / f"rels-{edge.table}.csv", header)
+        sequenced = edge is schema.INTERACTED
+        out = _CsvFile(folder / f"rels-{edge.table}.csv", header + ["seq:long"] * sequenced)
         for batch in _batches(source, edge.table):
             cols = [batch.column(edge.src_col), batch.column(edge.dst_col)]
-            out.write(cols + [batch.column(f.name) for f in props])
+            seq = [_zeros(batch.num_rows)] if sequenced else []
+            out.write(cols + [batch.column(f.name) for f in props] + seq)
             bar.update(batch.num_rows)
         if out.close(files):
             files.relationships.append((edge.rel_type, out.path))

@@ -11,7 +11,8 @@ What a re-load does to what is stored:
   the source) keeps the stored one;
 * the outgoing ``INTERACTED``, ``IN_CATEGORY``, ``MADE_BY`` and ``SUBCATEGORY_OF`` edges of every
   node in the tables become exactly the tables' rows: a user's history that changed replaces the
-  stored one (edges at positions it no longer has, or to other products, are deleted), a product
+  stored one (edges at positions it no longer has, or to other products, are deleted; edges
+  written by live events, :mod:`ingest.events`, are kept), a product
   that moved to another brand or category loses the old edge. Nodes the tables do not list keep
   their edges. KG triples are only ever added.
 * ``INTERACTED`` is keyed by ``(user, order)``: a relationship property uniqueness constraint on
@@ -230,6 +231,8 @@ _ROWS = "UNWIND range(0, size($p_{first}) - 1) AS i "
 def _node_query(node: schema.NodeType, props: tuple[str, ...]) -> str:
     # a value not given (null) keeps the stored one
     sets = ", ".join(f"n.{p} = coalesce($p_{p}[i], n.{p})" for p in props)
+    if node is schema.PRODUCT:  # sequenced: batch-loaded (ingest.events.DirectWrites)
+        sets += ", n.seq = coalesce(n.seq, 0)"
     return (
         _ROWS.format(first=node.key)
         + f"MERGE (n:{node.label} {{{node.key}: $p_{node.key}[i]}})"
@@ -248,11 +251,15 @@ def _edge_query(edge: schema.EdgeType, props: tuple[str, ...], create: bool) -> 
     key = ("order",) if edge is schema.INTERACTED else ()
     if edge is schema.INTERACTED:
         props = (edge.src_col, *props)
+    # seq 0: batch-loaded, not a direct write for ingest.events.DirectWrites to claim
+    seq = ("seq: 0",) if edge is schema.INTERACTED else ()
     if create:  # first load of this type: properties in the pattern (nulls are skipped)
-        allp = ", ".join(f"{p}: $p_{p}[i]" for p in (*key, *props))
+        allp = ", ".join((*(f"{p}: $p_{p}[i]" for p in (*key, *props)), *seq))
         return head + f"CREATE (a)-[:{edge.rel_type}" + (f" {{{allp}}}" if allp else "") + "]->(b)"
     keys = ", ".join(f"{p}: $p_{p}[i]" for p in key)
     sets = ", ".join(f"r.{p} = $p_{p}[i]" for p in props)
+    if seq:
+        sets += ", r.seq = coalesce(r.seq, 0)"
     return (
         head
         + f"MERGE (a)-[r:{edge.rel_type}"
@@ -266,10 +273,12 @@ def _prune_query(edge: schema.EdgeType) -> str:
     """Delete the outgoing ``edge`` edges of each listed node that the load does not hold:
     ``$p_keep[i]`` lists the keys kept (the target's key, and for ``INTERACTED`` its order)."""
     kept = "b.id + $sep + toString(r.order)" if edge is schema.INTERACTED else "b.id"
+    # an interaction a live event wrote (ingest.events) is not the source's to delete
+    live = "r.event_id IS NULL AND " if edge is schema.INTERACTED else ""
     return (
         _ROWS.format(first="id")
         + f"MATCH (a:{edge.src.label} {{{edge.src.key}: $p_id[i]}})-[r:{edge.rel_type}]->(b) "
-        + f"WHERE NOT {kept} IN $p_keep[i] DELETE r"
+        + f"WHERE {live}NOT {kept} IN $p_keep[i] DELETE r"
     )
 
 

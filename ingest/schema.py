@@ -1,19 +1,21 @@
-"""The graph schema: node labels, their keys, and relationship types, in one place.
+"""The graph schema: node labels, their keys, relationship types and live events, in one place.
 
-Every other module (sources, the Neo4j writer, export, training) refers to these names rather
-than spelling labels or relationship types itself.
+Every other module (sources, the Neo4j writer, export, training, events) refers to these names
+rather than spelling labels or relationship types itself.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = [
     "BRAND",
     "CATEGORY",
     "EDGE_TYPES",
     "ENTITY",
+    "EVENT",
+    "EVENT_KINDS",
     "INTERACTED",
     "IN_CATEGORY",
     "MADE_BY",
@@ -22,7 +24,11 @@ __all__ = [
     "SUBCATEGORY_OF",
     "USER",
     "EdgeType",
+    "Event",
+    "InteractionEvent",
     "NodeType",
+    "ProductEvent",
+    "RetireEvent",
     "relation_type_name",
 ]
 
@@ -69,6 +75,77 @@ MADE_BY = EdgeType("MADE_BY", "made_by", PRODUCT, BRAND, "product_id", "brand_id
 
 #: Fixed-type edges. KG triples (table ``triples``) carry their relation name per row instead.
 EDGE_TYPES: tuple[EdgeType, ...] = (INTERACTED, IN_CATEGORY, SUBCATEGORY_OF, MADE_BY)
+
+#: The log of live catalogue events (product upserts and retirements): one node per event,
+#: keyed by its id. Interaction events are logged by their INTERACTED edge (``event_id``).
+EVENT = NodeType("Event", "events")
+
+#: Kinds of interaction events.
+EVENT_KINDS: tuple[str, ...] = ("view", "cart", "purchase")
+
+
+@dataclass(frozen=True)
+class InteractionEvent:
+    """A user interacted with a product (live; see :mod:`ingest.events`).
+
+    Attributes:
+        event_id: unique id of the event: a replay of the same id changes nothing.
+        user_id: the user (created when new).
+        product_id: an existing product (or one created earlier in the same batch).
+        kind: one of :data:`EVENT_KINDS`.
+        ts: Unix seconds.
+        weight: the interaction's weight (default 1.0).
+    """
+
+    event_id: str
+    user_id: str
+    product_id: str
+    kind: str
+    ts: int
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class ProductEvent:
+    """A product is listed or changed (an upsert; live).
+
+    Attributes:
+        event_id: unique id of the event.
+        product_id: the product (created when new).
+        title: its title (required, not empty).
+        description: its description, or ``None``.
+        category: its category path from the root (``("Tools", "Hand Tools", "Pliers")``),
+            empty for none; category ids are the names joined with ``" > "``.
+        brand: its brand name (the brand's id too), or ``None``.
+        price: its price, or ``None``.
+        available: whether it may be recommended.
+    """
+
+    event_id: str
+    product_id: str
+    title: str
+    description: str | None = None
+    category: tuple[str, ...] = field(default_factory=tuple)
+    brand: str | None = None
+    price: float | None = None
+    available: bool = True
+
+
+@dataclass(frozen=True)
+class RetireEvent:
+    """A product leaves the catalogue: it leaves every ranking (its history stays).
+
+    Attributes:
+        event_id: unique id of the event.
+        product_id: the product.
+    """
+
+    event_id: str
+    product_id: str
+
+
+#: Any live event.
+Event = InteractionEvent | ProductEvent | RetireEvent
 
 #: Labels a KG triple's head or tail may have.
 TRIPLE_LABELS: tuple[str, ...] = (PRODUCT.label, ENTITY.label)

@@ -140,11 +140,13 @@ def cmd_neo4j_password(args: argparse.Namespace) -> int:
 
 
 def cmd_neo4j_build(args: argparse.Namespace) -> int:
+    from kg.neo4j.cypher_shell import build_cypher_shell
     from kg.neo4j.importer import BulkImportError, build_importer
     from kg.neo4j.server import build_launcher
 
     target = build_launcher(force=args.force)
     print(f"launcher built in {target}")
+    print(f"cypher-shell built in {build_cypher_shell(force=args.force)}")
     try:
         lib = build_importer(force=args.force)
     except BulkImportError as exc:
@@ -191,7 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = neo_sub.add_parser("password", help="print the neo4j user's password")
     _add_server_options(p)
     p.set_defaults(func=cmd_neo4j_password)
-    p = neo_sub.add_parser("build", help="build the Java launcher and bulk importer with Maven")
+    p = neo_sub.add_parser(
+        "build", help="build the Java launcher, cypher-shell and the bulk importer with Maven"
+    )
     p.add_argument("--force", action="store_true", help="rebuild even when up to date")
     p.set_defaults(func=cmd_neo4j_build)
 
@@ -205,11 +209,13 @@ _EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 
 
 def _register_extras() -> None:
-    from kg import cli_demo, cli_embed, cli_ingest, cli_query, cli_train
+    from kg import cli_analyst, cli_demo, cli_embed, cli_events, cli_ingest, cli_query, cli_train
 
     _EXTRA_COMMANDS[:] = [
         cli_ingest.register,
+        cli_analyst.register,
         cli_embed.register,
+        cli_events.register,
         cli_train.register,
         cli_query.register,
         cli_demo.register,

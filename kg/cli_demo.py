@@ -105,7 +105,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
             config = EmbedConfig(model="transe", dim=32, epochs=args.kge_epochs, batch_size=512,
                                  lr=0.02, eval_every=10, seed=args.seed)  # fmt: skip
-            emb = embed_graph(back, config, out / "kge-transe", show_progress=show)
+            # the demo trains afresh each run: its graph may differ from the last run's
+            emb = embed_graph(back, config, out / "kge-transe", restart=True, show_progress=show)
             test = emb.config["metrics"]["test"]
             print(
                 f"TransE embeddings: {emb.config['training']['epochs_trained']} epochs in "
@@ -134,6 +135,7 @@ def _train_fusion(tables: object, out: Path, args: argparse.Namespace) -> None:
     from gnn.evaluate import evaluate
     from gnn.model import FusionConfig
     from gnn.pipeline import train_fusion
+    from kg.embeddings.artifact import KGEmbeddings
 
     print("fusion GNN: encoding product texts (cached in ~/.kgrec/cache/text) and training ...")
     config = FusionConfig(max_epochs=args.gnn_epochs, batch_size=2048, lr=5e-3, patience=3)
@@ -141,7 +143,7 @@ def _train_fusion(tables: object, out: Path, args: argparse.Namespace) -> None:
         tables,  # type: ignore[arg-type]
         out / "fusion",
         config,
-        kge_folder=out / "kge-transe",
+        kge=KGEmbeddings.load(out / "kge-transe"),
         seed=args.seed,
         show_progress=not args.no_progress,
     )

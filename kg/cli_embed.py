@@ -8,26 +8,19 @@ from pathlib import Path
 
 __all__ = ["register"]
 
+#: ``kgrec embed``'s options are generated from this dataclass (imported when used).
+EMBED_CONFIG = "kg.embeddings.train:EmbedConfig"
+
 
 def cmd_embed(args: argparse.Namespace) -> int:
     from ingest.tables import GraphTables
     from kg.cli import CommandError
+    from kg.cli_options import config_from_args
     from kg.embeddings.pipeline import embed_graph
-    from kg.embeddings.train import CheckpointMismatchError, EmbedConfig
+    from kg.embeddings.train import CheckpointMismatchError
 
     try:
-        config = EmbedConfig(
-            model=args.model,
-            dim=args.dim,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            num_negs_per_pos=args.negs,
-            seed=args.seed,
-            eval_every=args.eval_every,
-            patience=args.patience,
-            device=args.device,
-        )
+        config = config_from_args(EMBED_CONFIG, args)
     except ValueError as exc:  # a bad option value, e.g. --dim 0
         raise CommandError(str(exc)) from None
     relations = [r.strip() for r in args.relations.split(",") if r.strip()]
@@ -63,7 +56,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
         ) from None
     train = emb.config["training"]
     print(
-        f"{args.model} dim {args.dim}: {train['epochs_trained']} epochs (best {train['best_epoch']}), "
+        f"{config.model} dim {config.dim}: {train['epochs_trained']} epochs (best {train['best_epoch']}), "
         f"{train['train_seconds']:.1f} s, {train['triples_per_second']:,.0f} triples/s on {train['device']}"
     )
     _print_metrics(emb.config["metrics"])
@@ -92,6 +85,8 @@ def _print_metrics(metrics: dict) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``embed`` to the ``kgrec`` parser."""
+    from kg.cli_options import Opt, add_config_options
+
     p = sub.add_parser(
         "embed",
         help="train KG embeddings (PyKEEN TransE/RotatE), evaluate, save, write back",
@@ -99,18 +94,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         "link prediction on held-out triples, save safetensors + JSON, and write the vectors "
         "back to Neo4j with a vector index per label. Re-running with the same --out resumes.",
     )
-    p.add_argument("--model", default="transe", choices=["transe", "rotate"])
-    p.add_argument("--dim", type=int, default=64)
-    p.add_argument("--epochs", type=int, default=100)
-    p.add_argument("--batch-size", type=int, default=4096)
-    p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("--negs", type=int, default=1, help="negatives per positive")
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--eval-every", type=int, default=10, help="validate/checkpoint every N epochs")
-    p.add_argument(
-        "--patience", type=int, default=3, help="validations without gain before stopping"
-    )
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    add_config_options(
+        p,
+        EMBED_CONFIG,
+        Opt("model", help="transe or rotate"),
+        Opt("dim", help="embedding dimension (RotatE: complex, stored as 2 x dim reals)"),
+        Opt("epochs", help="most epochs"),
+        Opt("batch_size", help="positive triples per batch"),
+        Opt("lr", help="Adam learning rate"),
+        Opt("num_negs_per_pos", "--negs", "negatives per positive"),
+        Opt("seed", help="seed of initialisation, negative sampling and the triple split"),
+        Opt("eval_every", help="validate/checkpoint every N epochs"),
+        Opt("patience", help="validations without gain before stopping"),
+        Opt("device", help="auto (CUDA when present), cpu or cuda"),
+        types_={"model": str, "dim": int, "epochs": int, "batch_size": int, "lr": float,
+                "num_negs_per_pos": int, "seed": int, "eval_every": int, "patience": int,
+                "device": str},
+    )  # fmt: skip
     p.add_argument(
         "--relations",
         default="IN_CATEGORY,SUBCATEGORY_OF,MADE_BY,KG",

@@ -1,4 +1,4 @@
-"""``kgrec ingest amazon|kgat|csv|synthetic`` and ``kgrec export``."""
+"""``kgrec ingest amazon|recbole|kgat|csv|synthetic`` and ``kgrec export``."""
 
 from __future__ import annotations
 
@@ -19,10 +19,18 @@ def _read(args: argparse.Namespace) -> GraphTables:
 
     rejects = Rejects(on_error="skip" if args.rejects else "raise")
     show = not args.no_progress
-    if args.source == "amazon":
+    if args.source in ("amazon", "recbole"):
         from ingest.sources.amazon import read_amazon
+        from ingest.sources.recbole import read_recbole
 
-        tables = read_amazon(args.folder, args.name, rejects=rejects, show_progress=show)
+        reader = read_amazon if args.source == "amazon" else read_recbole
+        tables = reader(
+            args.folder,
+            args.name,
+            category_separator=args.category_separator,
+            rejects=rejects,
+            show_progress=show,
+        )
     elif args.source == "kgat":
         from ingest.sources.kgat import read_kgat
 
@@ -47,6 +55,9 @@ def _read(args: argparse.Namespace) -> GraphTables:
         else:
             config = SyntheticConfig.preset(args.preset or "demo", seed=args.seed or 0)
         tables = generate_shop(config, show_progress=show)
+    if "category_separator" in tables.meta:
+        how = "given" if args.category_separator else "the one most category strings use"
+        print(f"category separator: {tables.meta['category_separator']!r} ({how})")
     if args.rejects:
         rejects.write(args.rejects)
         print(f"rejected rows: {rejects.count} -> {args.rejects} {json.dumps(rejects.summary())}")
@@ -206,6 +217,15 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, help="local Neo4j Bolt port")
 
 
+def _category_separator(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--category-separator",
+        choices=(",", ", ", " > "),  # ingest.sources.category_paths.SEPARATORS (no pyarrow here)
+        help="how category paths are joined: ',' (Amazon 2018), ', ' (Amazon 2014) or ' > ' "
+        "(default: the one most category strings use; see ingest/sources/category_paths.py)",
+    )
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``ingest`` and ``export`` to the ``kgrec`` parser."""
     ingest = sub.add_parser(
@@ -218,6 +238,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = src.add_parser("amazon", help="processed Amazon JSON: <Name>.item.json + <Name>.inter.json")
     p.add_argument("folder", type=Path)
     p.add_argument("--name", help="file prefix, e.g. Scientific (default: the only one)")
+    _category_separator(p)
+    _common(p)
+    p = src.add_parser("recbole", help="RecBole atomic files: <name>.inter, optional <name>.item")
+    p.add_argument("folder", type=Path)
+    p.add_argument("--name", help="dataset name, the file prefix (default: the only *.inter)")
+    _category_separator(p)
     _common(p)
     p = src.add_parser("kgat", help="KGAT layout: train.txt, test.txt, kg_final.txt, *_list.txt")
     p.add_argument("folder", type=Path)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,16 +16,21 @@ if TYPE_CHECKING:
 
 __all__ = ["register"]
 
+#: The approximate search's settings (imported only when used: its module needs scipy).
+_APPROXIMATE = "kg.query.candidates:ApproximateSearch"
+
 
 # ---------------------------------------------------------------------------- helpers
 def _recommender(args: argparse.Namespace) -> Recommender:
-    from kg.query import ApproximateSearch, Recommender
+    from kg.cli_options import config_from_args
+    from kg.query import Recommender
 
     approximate = None
     if getattr(args, "approximate", False):
-        if args.n_probe < 1 or (args.n_lists is not None and args.n_lists < 1):
-            raise _fail("--n-probe and --n-lists must be >= 1")
-        approximate = ApproximateSearch(n_lists=args.n_lists, n_probe=args.n_probe)
+        try:
+            approximate = config_from_args(_APPROXIMATE, args)
+        except ValueError as exc:
+            raise _fail(f"{exc} (--n-lists, --n-probe)") from exc
     if args.tables is not None:
         return Recommender.load(args.model, args.tables, approximate=approximate)
     from kg.cli import resolve_settings
@@ -128,7 +132,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         lambda rec: rec.recommend(
             user,
             args.k,
-            exclude_seen=not args.include_seen,
+            exclude_seen=args.exclude_seen,
             categories=args.category,
             paths=args.paths,
         ),
@@ -145,20 +149,22 @@ def cmd_cross_category(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    paths = _run(args, lambda rec: rec.explain(args.user, args.product, max_paths=args.k))
+    paths = _run(args, lambda rec: rec.explain(args.user, args.product, max_paths=args.max_paths))
     _print_paths(paths, args)
     return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from kg.serve import create_app
-    from kg.serve_run import run_server
+    from kg.cli_options import config_from_args
+    from kg.serve import HttpLimits, create_app
+    from kg.serve_run import ServeConfig, blas_threads_per_worker, run_server
 
-    if args.workers < 1:
-        raise _fail(f"--workers must be >= 1, got {args.workers}")
-    if args.blas_threads is not None and args.blas_threads < 1:
-        raise _fail(f"--blas-threads must be >= 1, got {args.blas_threads}")
-    blas = args.blas_threads if args.blas_threads is not None else _auto_blas(args.workers)
+    try:
+        config = config_from_args(ServeConfig, args)
+        limits = config_from_args(HttpLimits, args)
+    except ValueError as exc:
+        raise _fail(str(exc)) from exc
+    blas = blas_threads_per_worker(config)
     with _one_line_errors():
         rec = _recommender(args)
         if not args.lazy_text_encoder:
@@ -170,23 +176,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
             except OSError as exc:
                 raise _fail(f"{exc} (--lazy-text-encoder starts without it)") from exc
         answers = _answers(args, rec)
-        app = create_app(rec, answers)
+        app = create_app(rec, answers, limits)
     threads = "as OMP_NUM_THREADS etc. say" if blas is None else str(blas)
     stored = "none" if answers is None else f"k up to {answers.k}, default parameters"
     print(
-        f"kgrec serving on http://{args.host}:{args.port} with {args.workers} worker(s), "
+        f"kgrec serving on http://{config.host}:{config.port} with {config.workers} worker(s), "
         f"BLAS threads per worker: {threads}; search: {rec.search}; precomputed answers: "
         f"{stored} (docs: /docs, schema: /openapi.json)",
         flush=True,
     )
-    return run_server(
-        app,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level=args.log_level,
-        blas_threads=blas,
-    )
+    try:
+        return run_server(app, config)
+    except OSError as exc:
+        raise _fail(f"cannot listen on {config.host}:{config.port}: {exc}") from exc
 
 
 def _answers(args: argparse.Namespace, rec: Recommender) -> AnswerStore | None:
@@ -207,12 +209,12 @@ def _answers(args: argparse.Namespace, rec: Recommender) -> AnswerStore | None:
 def cmd_precompute(args: argparse.Namespace) -> int:
     import time
 
-    from kg.query.answers import ANSWERS_DIR, precompute_answers
+    from kg.query.answers import ANSWERS_FILE, precompute_answers
     from kg.serve_run import usable_cores
 
     workers = args.workers if args.workers is not None else usable_cores()
     start = time.perf_counter()
-    folder = args.model / ANSWERS_DIR
+    folder = args.model / ANSWERS_FILE
     with _one_line_errors():
         rec = _recommender(args)
         try:
@@ -243,21 +245,6 @@ def cmd_precompute(args: argparse.Namespace) -> int:
     return 0
 
 
-#: Environment variables that set the BLAS threads; ``kgrec serve`` leaves the threads alone
-#: when one is set.
-_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def _auto_blas(workers: int) -> int | None:
-    """BLAS threads per worker: the cores this process may use divided by the workers (at
-    least 1), or ``None`` when the environment sets them."""
-    from kg.serve_run import usable_cores
-
-    if any(os.environ.get(v) for v in _THREAD_VARIABLES):
-        return None
-    return max(1, usable_cores() // workers)
-
-
 def cmd_write_back(args: argparse.Namespace) -> int:
     from kg.cli import resolve_settings
     from kg.neo4j.driver import open_driver
@@ -278,12 +265,13 @@ def cmd_write_back(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- parser
-def _common(p: argparse.ArgumentParser, *, k_help: str = "number of results (default 10)") -> None:
+def _common(p: argparse.ArgumentParser, *, k: bool = True) -> None:
     p.add_argument("--model", type=Path, required=True, help="run folder of kgrec train")
     p.add_argument(
         "--tables", type=Path, help="canonical tables folder (default: export from Neo4j)"
     )
-    p.add_argument("-k", "--k", type=int, default=10, help=k_help)
+    if k:
+        p.add_argument("-k", "--k", type=int, default=10, help="number of results (default 10)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _source(p)
 
@@ -305,6 +293,9 @@ def _user_args(p: argparse.ArgumentParser) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the query commands to the ``kgrec`` parser."""
+    from kg.cli_options import Opt, add_config_options
+    from kg.serve_run import ServeConfig
+
     p = sub.add_parser(
         "related",
         help="products related to a product (graph-aware score)",
@@ -332,7 +323,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--category", action="append",
         help="keep only products under this category id (any level; repeatable)",
     )  # fmt: skip
-    p.add_argument("--include-seen", action="store_true", help="keep the user's own products")
+    p.add_argument(
+        "--exclude-seen", action=argparse.BooleanOptionalAction, default=True,
+        help="leave out the user's own products (default: on)",
+    )  # fmt: skip
     p.add_argument("--paths", action="store_true", help="show a graph path to each result")
     _common(p)
     p.set_defaults(func=cmd_recommend)
@@ -354,42 +348,59 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("explain", help="graph paths from a user's history to a product")
     p.add_argument("user", metavar="USER_ID")
     p.add_argument("product", metavar="PRODUCT_ID")
-    _common(p, k_help="most paths (default 3)")
-    p.set_defaults(func=cmd_explain, k=3)
+    p.add_argument("--max-paths", type=int, default=3, help="most paths (default 3)")
+    _common(p, k=False)
+    p.set_defaults(func=cmd_explain)
 
-    p = sub.add_parser("serve", help="HTTP API of the query layer (FastAPI, uvicorn)")
+    p = sub.add_parser(
+        "serve",
+        help="HTTP API of the query layer (FastAPI under gunicorn with uvicorn workers)",
+        description="Load the model once, then serve the HTTP API from --workers processes "
+        "forked from it (gunicorn; a worker that dies is replaced). SIGTERM or Ctrl-C stops "
+        "them all.",
+    )
     p.add_argument("--model", type=Path, required=True, help="run folder of kgrec train")
     p.add_argument("--tables", type=Path, help="tables folder (default: export from Neo4j)")
-    p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=1,
-        help="worker processes forked after the model is loaded once (default 1; about one "
-        "per core)",
-    )
-    p.add_argument(
-        "--blas-threads",
-        type=int,
-        help="numpy BLAS threads per worker (default: cores / workers, at least 1; unless "
-        "OMP_NUM_THREADS, OPENBLAS_NUM_THREADS or MKL_NUM_THREADS is set)",
-    )
-    p.add_argument(
-        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    add_config_options(
+        p,
+        ServeConfig,
+        Opt("host", help="listen address"),
+        Opt("port", help="HTTP port"),
+        Opt("workers", help="worker processes forked after the model is loaded (about one per "
+            "core)"),
+        Opt("blas_threads", help="numpy BLAS threads per worker (none: cores / workers, at "
+            "least 1, unless OMP_NUM_THREADS, OPENBLAS_NUM_THREADS or MKL_NUM_THREADS is set)"),
+        Opt("log_level", extra={"choices": ["critical", "error", "warning", "info", "debug"]}),
+        Opt("keepalive", help="seconds an idle keep-alive connection stays open"),
+        Opt("graceful_timeout", help="seconds workers get to finish their requests on SIGTERM"),
+        Opt("reuse_port", help="each worker listens on its own SO_REUSEPORT socket (Linux) "
+            "instead of sharing one (a killed worker then resets what was queued for it)"),
+    )  # fmt: skip
+    add_config_options(
+        p,
+        "kg.serve_limits:HttpLimits",
+        Opt("max_body_bytes", help="largest request body (413 above)"),
+        Opt("max_url_bytes", help="longest path and query string (414 above)"),
+        Opt("body_timeout", help="seconds a request body may take to arrive (408 after)"),
+        types_={"max_body_bytes": int, "max_url_bytes": int, "body_timeout": float},
     )
     p.add_argument(
         "--approximate",
         action="store_true",
-        help="score only candidates from a k-means inverted file (faster on large catalogues; "
-        "results can differ from the exact ranking: see BENCHMARKS.md for its recall)",
+        help="related products: score only candidates from a k-means inverted file (faster on "
+        "large catalogues; results can differ from the exact ranking: see BENCHMARKS.md)",
     )
-    p.add_argument("--n-lists", type=int, help="clusters of --approximate (default sqrt(products))")
-    p.add_argument("--n-probe", type=int, default=8, help="clusters probed (default 8)")
+    add_config_options(
+        p,
+        _APPROXIMATE,
+        Opt("n_lists", help="clusters of --approximate (none: sqrt(products))"),
+        Opt("n_probe", help="clusters probed by --approximate"),
+        types_={"n_lists": int, "n_probe": int},
+    )
     p.add_argument(
         "--lazy-text-encoder",
         action="store_true",
-        help="load the text encoder of POST /products/related (new products) on the first such "
+        help="load the text encoder of POST /related-products (new products) on the first such "
         "request, in each worker, instead of at start-up: a start without torch, several "
         "seconds faster and a few hundred MB smaller per worker, but that request waits ~10 s",
     )
@@ -406,9 +417,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "precompute",
         help="store the default answers of every product and user for kgrec serve",
         description="Compute related (each product), recommend and cross-category (each user) "
-        "with default parameters and k results, exact search, into MODEL/answers; kgrec serve "
-        "then sends them for requests with default parameters and k up to that, and computes "
-        "the others live. Skipped when the stored answers are up to date.",
+        "with default parameters and k results, exact search, into MODEL/answers.sqlite; "
+        "kgrec serve then sends them for requests with default parameters and k up to that, "
+        "and computes the others live. Skipped when the stored answers are up to date.",
     )
     p.add_argument("--model", type=Path, required=True, help="run folder of kgrec train")
     p.add_argument("--tables", type=Path, help="tables folder (default: export from Neo4j)")

@@ -12,6 +12,9 @@ if TYPE_CHECKING:
 
 __all__ = ["register"]
 
+#: ``kgrec train``'s options are generated from this dataclass (imported when used: torch).
+FUSION_CONFIG = "gnn.model:FusionConfig"
+
 
 def _tables(args: argparse.Namespace) -> Any:
     from ingest.tables import GraphTables
@@ -28,30 +31,20 @@ def _tables(args: argparse.Namespace) -> Any:
 
 
 def _config(args: argparse.Namespace) -> FusionConfig:
-    """The fusion model's configuration from ``kgrec train``'s options."""
-    from gnn.model import FusionConfig
+    """The fusion model's configuration from ``kgrec train``'s options (those not given keep
+    :class:`~gnn.model.FusionConfig`'s defaults)."""
+    from kg.cli_options import config_from_args
 
-    return FusionConfig(
-        dim=args.dim,
-        num_layers=args.layers,
-        use_text=args.text,
-        use_kge=args.kge is not None,
-        use_kg_edges=args.kg_edges,
-        history_len=args.history_len,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        max_epochs=args.epochs,
-        patience=args.patience,
-        eval_every=args.eval_every,
-        device=args.device,
-        similarity_dim=args.similarity_dim,
-        similarity_grid=FusionConfig.similarity_grid if args.similarity else (0.0,),
-    )
+    extra: dict[str, Any] = {"use_kge": args.kge is not None}
+    if not args.similarity:
+        extra["similarity_grid"] = (0.0,)
+    return config_from_args(FUSION_CONFIG, args, **extra)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from gnn.pipeline import make_split, train_fusion
     from kg.cli import CommandError
+    from kg.embeddings.artifact import KGEmbeddings
 
     try:
         config = _config(args)
@@ -70,7 +63,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.out,
         config,
         split=split,
-        kge_folder=args.kge,
+        kge=None if args.kge is None else KGEmbeddings.load(args.kge),
         text_cache=args.text_cache,
         text_model=args.text_model,
         seed=args.seed,
@@ -90,10 +83,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from gnn.evaluate import evaluate
-    from gnn.fusion import FusionRecommender
     from gnn.pipeline import make_split
+    from gnn.scoring import FusionScorer
 
-    model = FusionRecommender.load(args.model, device=args.device)
+    model = FusionScorer.load(args.model)
     tables = _tables(args)
     split = make_split(tables, args.protocol)
     if not model.matches(split):
@@ -123,13 +116,14 @@ def _print_metrics(metrics: dict[str, Any]) -> None:
         print(f"{on} ({metrics['n_users'][on]:,} users): {cells}")
 
 
-def _source_args(p: argparse.ArgumentParser) -> None:
+def _source_args(p: argparse.ArgumentParser, *, device: bool = True) -> None:
     p.add_argument("--tables", type=Path, help="read canonical tables here instead of Neo4j")
     p.add_argument(
         "--protocol", default="auto", choices=["auto", "leave_one_out", "given"],
         help="auto: the interactions' split column when filled, else leave-one-out",
     )  # fmt: skip
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    if device:
+        p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--home")
     p.add_argument("--port", type=int)
@@ -137,6 +131,8 @@ def _source_args(p: argparse.ArgumentParser) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``train`` and ``evaluate`` to the ``kgrec`` parser."""
+    from kg.cli_options import Opt, add_config_options
+
     p = sub.add_parser(
         "train",
         help="train the fusion GNN (text + KG embeddings + interactions) and evaluate it",
@@ -147,37 +143,37 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", type=Path, required=True, help="run folder")
     p.add_argument("--kge", type=Path, help="KG-embedding artifact folder (omit: no KGE input)")
-    p.add_argument(
-        "--text", action=argparse.BooleanOptionalAction, default=True,
-        help="BERT text features (default on)",
-    )  # fmt: skip
     p.add_argument("--text-model", type=Path, help="local BERT folder (default all-MiniLM-L6-v2)")
     p.add_argument(
         "--text-cache", type=Path, help="text vector cache (default ~/.kgrec/cache/text)"
     )
-    p.add_argument(
-        "--kg-edges", action=argparse.BooleanOptionalAction, default=True,
-        help="propagate over category, brand and KG edges (default on)",
+    add_config_options(
+        p,
+        FUSION_CONFIG,
+        Opt("use_text", "--text", "BERT text features"),
+        Opt("use_kg_edges", "--kg-edges", "propagate over category, brand and KG edges"),
+        Opt("dim", help="hidden and output size"),
+        Opt("num_layers", "--layers", "message-passing rounds"),
+        Opt("history_len", help="last history items the user vector pools over"),
+        Opt("lr", help="Adam learning rate"),
+        Opt("batch_size", help="training examples per step"),
+        Opt("max_epochs", "--epochs", "most epochs"),
+        Opt("patience", help="validations without improvement before stopping"),
+        Opt("eval_every", help="epochs between validations"),
+        Opt("similarity_dim", help="PCA size of each feature's similarity vectors (smaller: "
+            "faster queries)"),
+        Opt("device", help="auto (CUDA when present), cpu or cuda"),
+        types_={"use_text": bool, "use_kg_edges": bool, "dim": int, "num_layers": int,
+                "history_len": int, "lr": float, "batch_size": int, "max_epochs": int,
+                "patience": int, "eval_every": int, "similarity_dim": int, "device": str},
     )  # fmt: skip
-    p.add_argument("--dim", type=int, default=64)
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--history-len", type=int, default=10)
-    p.add_argument("--lr", type=float, default=5e-3)
-    p.add_argument("--batch-size", type=int, default=2048)
-    p.add_argument("--epochs", type=int, default=100, help="most epochs")
-    p.add_argument("--patience", type=int, default=3)
-    p.add_argument("--eval-every", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     p.add_argument(
         "--similarity", action=argparse.BooleanOptionalAction, default=True,
         help="text / KGE similarity terms in the final score, weights chosen on validation "
         "(default on; off: faster queries, lower quality)",
     )  # fmt: skip
-    p.add_argument(
-        "--similarity-dim", type=int, default=64,
-        help="PCA size of each feature's similarity vectors (smaller: faster queries)",
-    )  # fmt: skip
-    _source_args(p)
+    _source_args(p, device=False)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser(

@@ -1,47 +1,92 @@
-"""Running the HTTP API: ``kgrec serve [--workers N]``.
+"""Running the HTTP API: ``kgrec serve [--workers N]`` under gunicorn with uvicorn workers.
 
-One uvicorn server per worker process. The parent loads the recommender once, binds the
-address (so a taken port fails at once), then forks the workers (POSIX only), so they share the
-loaded arrays copy-on-write; ``SIGTERM``/``SIGINT`` sent to the parent is passed on to every
-worker and the parent exits once all have stopped. With one worker everything runs in the
-calling process.
+The calling process loads the recommender, builds the app and becomes gunicorn's master
+(``preload_app``): each worker is forked from it and shares the loaded arrays copy-on-write. A
+worker that dies is replaced by a new fork of the master. ``SIGTERM`` to the master stops every
+worker gracefully (each finishes its requests, at most :attr:`ServeConfig.graceful_timeout`
+seconds), ``SIGINT`` (Ctrl-C) at once; workers also stop when the master is killed outright.
+The workers are ``uvicorn_worker.UvicornWorker`` (uvloop and httptools where installed).
 
-Where the system has ``SO_REUSEPORT`` (Linux), each worker listens on its own socket bound to
-the same address and the kernel spreads new connections evenly over them. With one shared
-listening socket, the first worker to wake accepts a whole burst of new connections (asyncio
-accepts up to its backlog at once), so keep-alive clients that connect together can pile up on
-one worker while the other idles: with 32 such clients on 2 workers we measured anywhere
-between 280 and 846 requests/s from run to run. Elsewhere the workers share one socket.
+The workers share the master's listening socket (gunicorn's default): when a worker dies,
+the connections queued for it stay in the shared queue and the other workers take them.
+:attr:`ServeConfig.reuse_port` (``--reuse-port``) gives each worker its own ``SO_REUSEPORT``
+socket instead, as the hand-written loop before it did, and the kernel spreads new connections
+over them by hash; but a worker killed outright then resets what was queued on its socket
+(the SIGKILL test in ``tests/kg/test_serve_workers.py`` saw resets with it, and none with the
+shared socket). The old loop's notes had keep-alive clients that connect together piling up
+on one worker with a shared socket (280 to 846 requests/s from run to run, 32 clients, 2
+workers); under gunicorn with uvicorn workers, on a busy 2-core machine, both settings spread
+the load evenly (the busiest worker used 1.01-1.19 times the workers' mean CPU) at the same
+throughput: ``bench/bench_query.py --compare-with`` measures both.
 
 Each worker answers one request at a time (the query layer is numpy work that holds the GIL
 for most of a request), so ``--workers`` should be about the number of cores the server may use.
 numpy's BLAS (the scan over all product vectors) starts one thread per core in every process,
 so with several workers the threads outnumber the cores and spin against each other: with 2
 workers on 2 cores we measured 210 requests/s with the default threads against 570 with one
-each. ``blas_threads`` sets each worker's BLAS threads (``kgrec serve`` passes cores divided by
-workers unless ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS`` or ``MKL_NUM_THREADS`` is set).
+each. Each worker sets its BLAS threads after the fork (gunicorn's ``post_fork`` hook):
+:func:`blas_threads_per_worker`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["check_workers", "current_blas_threads", "limit_blas", "run_server", "usable_cores"]
+__all__ = [
+    "ServeConfig",
+    "blas_threads_per_worker",
+    "check_workers",
+    "current_blas_threads",
+    "limit_blas",
+    "run_server",
+    "usable_cores",
+]
+
+#: Environment variables that set the BLAS threads; with one set, workers keep what it says.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to send this process SIGTERM when its parent dies (no orphaned workers when
-    the parent is killed outright); a no-op elsewhere."""
-    import ctypes
-    import sys
+@dataclass(frozen=True)
+class ServeConfig:
+    """How ``kgrec serve`` runs (the options of ``kgrec serve`` are generated from it).
 
-    if sys.platform.startswith("linux"):
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    Attributes:
+        host: listen address (loopback by default: put a proxy in front to expose it).
+        port: TCP port.
+        workers: worker processes forked after the model is loaded once (about one per core).
+        blas_threads: numpy BLAS threads per worker; ``None``: the cores divided by the workers
+            (at least 1), unless ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS`` or
+            ``MKL_NUM_THREADS`` is set.
+        log_level: the server log's level (critical, error, warning, info, debug).
+        keepalive: seconds an idle keep-alive connection stays open.
+        graceful_timeout: seconds workers get to finish their requests after ``SIGTERM``.
+        reuse_port: each worker listens on its own ``SO_REUSEPORT`` socket where the system
+            has it, instead of sharing the master's (see the module docstring).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    blas_threads: int | None = None
+    log_level: str = "info"
+    keepalive: int = 5
+    graceful_timeout: int = 30
+    reuse_port: bool = False
+
+    def __post_init__(self) -> None:
+        check_workers(self.workers)
+        if self.blas_threads is not None and self.blas_threads < 1:
+            raise ValueError(f"blas_threads must be >= 1, got {self.blas_threads}")
+        if not 0 <= self.port < 65536:
+            raise ValueError(f"port must be between 0 and 65535, got {self.port}")
+        if self.keepalive < 1 or self.graceful_timeout < 0:
+            raise ValueError("keepalive must be >= 1 and graceful_timeout >= 0")
+        if self.log_level not in ("critical", "error", "warning", "info", "debug"):
+            raise ValueError(f"unknown log_level {self.log_level!r}")
 
 
 def check_workers(workers: int) -> None:
@@ -77,100 +122,93 @@ def current_blas_threads() -> int | None:
     return max(counts) if counts else None
 
 
-def _bound(family: int, host: str, port: int, *, reuse_port: bool) -> socket.socket:
-    """A TCP socket bound to ``host:port`` (not listening yet)."""
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
+def blas_threads_per_worker(config: ServeConfig) -> int | None:
+    """The BLAS threads each worker sets: :attr:`ServeConfig.blas_threads`, else the usable
+    cores divided by the workers (at least 1), or ``None`` (left as the environment says)
+    when one of :data:`THREAD_VARIABLES` is set."""
+    if config.blas_threads is not None:
+        return config.blas_threads
+    if any(os.environ.get(v) for v in THREAD_VARIABLES):
+        return None
+    return max(1, usable_cores() // config.workers)
 
 
-def run_server(
-    app: Any,
-    *,
-    host: str,
-    port: int,
-    workers: int = 1,
-    log_level: str = "info",
-    blas_threads: int | None = None,
-) -> int:
-    """Serve ``app`` on ``host:port`` with ``workers`` processes until stopped.
+def _die_with_parent() -> None:
+    """Ask Linux to send this process SIGTERM when its parent dies (no orphaned workers when
+    the master is killed outright); a no-op elsewhere."""
+    import ctypes
+    import sys
+
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def _free_port(host: str, port: int) -> int:
+    """``port``, after checking that nothing listens there (a taken port fails at once, in the
+    master, and not in every worker); for port 0, a free port chosen by the system."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+        return int(probe.getsockname()[1])
+
+
+def _gunicorn_app(app: Any, options: dict[str, Any]) -> Any:
+    """A gunicorn application serving the already loaded ``app`` with ``options``."""
+    from gunicorn.app.base import BaseApplication
+
+    class Application(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for key, value in options.items():
+                if key in self.cfg.settings:  # settings of newer gunicorn versions only
+                    self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            return app
+
+    return Application()
+
+
+def run_server(app: Any, config: ServeConfig) -> int:
+    """Serve ``app`` as :class:`ServeConfig` says until stopped (see the module docstring).
 
     Args:
         app: the ASGI application (:func:`kg.serve.create_app`).
-        host: listen address.
-        port: TCP port.
-        workers: worker processes (>= 1; more than one needs ``os.fork``).
-        log_level: uvicorn's log level.
-        blas_threads: numpy BLAS threads of each worker (threadpoolctl); ``None`` leaves them
-            as they are.
+        config: address, workers, threads, timeouts.
 
     Returns:
-        0 when every worker stopped cleanly, else the first non-zero exit status.
+        gunicorn's exit status: 0 after ``SIGTERM`` or ``SIGINT``.
 
     Raises:
-        ValueError: ``workers`` < 1 or ``blas_threads`` < 1, or ``workers`` > 1 where processes
-            cannot fork.
         OSError: the address cannot be bound.
     """
-    import uvicorn
+    port = _free_port(config.host, config.port)
+    threads = blas_threads_per_worker(config)
 
-    check_workers(workers)
-    if blas_threads is not None and blas_threads < 1:
-        raise ValueError(f"blas_threads must be >= 1, got {blas_threads}")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    reuse_port = workers > 1 and hasattr(socket, "SO_REUSEPORT")
-    sock = _bound(family, host, port, reuse_port=reuse_port)
-    port = sock.getsockname()[1]  # the port chosen for port 0, so every worker binds the same
-    if not reuse_port:
-        sock.listen(2048)
-        sock.set_inheritable(True)
-    config = uvicorn.Config(app, log_level=log_level)
-    if workers == 1:
-        limit_blas(blas_threads)
-        with sock:
-            uvicorn.Server(config).run(sockets=[sock])
-        return 0
-    children: list[int] = []
-    for _ in range(workers):
-        pid = os.fork()
-        if pid == 0:  # a worker: serve until signalled, never return into the caller's code
-            code = 1
-            try:
-                _die_with_parent()
-                limit_blas(blas_threads)
-                if reuse_port:  # its own listening socket; the parent's bound one never listens
-                    sock.close()
-                    sock = _bound(family, host, port, reuse_port=True)
-                    sock.listen(2048)
-                uvicorn.Server(config).run(sockets=[sock])
-                code = 0
-            finally:
-                os._exit(code)
-        children.append(pid)
-    sock.close()
+    def post_fork(_server: Any, _worker: Any) -> None:
+        _die_with_parent()
+        limit_blas(threads)
 
-    def forward(signum: int, _frame: Any) -> None:
-        for pid in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signum)
-
-    stops = (signal.SIGTERM, signal.SIGINT)
-    previous = {s: signal.signal(s, forward) for s in stops}
-    status = 0
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    options = {
+        "bind": [f"{host}:{port}"],
+        "workers": config.workers,
+        "worker_class": "kg.serve_worker.Worker",
+        "preload_app": True,
+        # one worker: the master's socket keeps queueing connections while a dead worker is
+        # replaced; several: one socket each (see the module docstring)
+        "reuse_port": config.reuse_port and config.workers > 1 and hasattr(socket, "SO_REUSEPORT"),
+        "keepalive": config.keepalive,
+        "graceful_timeout": config.graceful_timeout,
+        "loglevel": config.log_level,
+        "post_fork": post_fork,
+        "proc_name": "kgrec-serve",
+        "control_socket_disable": True,  # no control socket in the home folder
+    }
     try:
-        for pid in children:
-            _, raw = os.waitpid(pid, 0)
-            code = os.waitstatus_to_exitcode(raw)
-            # uvicorn re-raises the stop signal after its graceful shutdown: that is clean.
-            status = status or (0 if -code in stops else code)
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-    return status
+        _gunicorn_app(app, options).run()
+    except SystemExit as stop:  # gunicorn's master exits through sys.exit
+        code = stop.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    return 0

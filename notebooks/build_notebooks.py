@@ -71,7 +71,7 @@ emb.config["metrics"]["test"]'''
 from gnn.pipeline import train_fusion
 
 result = train_fusion(tables, workdir / "fusion", FusionConfig(max_epochs=20, batch_size=1024),
-                      kge_folder=workdir / "kge", text_cache=workdir / "text-cache",
+                      kge=emb, text_cache=workdir / "text-cache",
                       show_progress=False)
 result.metrics["test"]'''
     ),
@@ -128,8 +128,9 @@ ANALYST = [
     new_markdown_cell(
         "# kgrec for analysts: the graph in Cypher\n\n"
         "Connect to Neo4j, explore the shop graph, read the `RELATED` edges and vector indexes "
-        "that kgrec writes, and plot. Every query is a versioned recipe in `kg/cypher/` or a "
-        "literal query with `$parameters`. Run the engineers' notebook (or `make demo`) first so "
+        "that kgrec writes, run recipes and a full-text search with the driver and with "
+        "`kgrec cypher` (Neo4j's cypher-shell), and plot. Every query is a versioned recipe in "
+        "`kg/cypher/` or a literal query with `$parameters`. Run the engineers' notebook (or `make demo`) first so "
         "the graph holds models' outputs."
     ),
     new_code_cell(CONNECT),
@@ -174,6 +175,48 @@ paths, _, _ = driver.execute_query(recipe("cross_category_paths"), user=user, le
                                    database_=db)
 affinity, _, _ = driver.execute_query(recipe("brand_affinity"), user=user, k=5, database_=db)
 [dict(r) for r in paths], [dict(r) for r in affinity]'''
+    ),
+    new_markdown_cell(
+        "## The same recipe in Neo4j's cypher-shell: `kgrec cypher`\n\n"
+        "`kgrec cypher` runs Neo4j's own `cypher-shell` against the same server, logged in with "
+        "the stored password: `-f` takes a recipe file or name and `-P name=value` its "
+        "parameters (typed by the recipe's header; `k` has a default), `-c` one statement, "
+        "`--format plain|verbose`. Without `-c`/`-f` it is the interactive shell; `kgrec browse` "
+        "serves a page with an editor, a table and a graph view."
+    ),
+    new_code_cell(
+        '''import subprocess
+import sys
+
+
+def kgrec_cypher(*args):
+    """Run `kgrec cypher ARGS` (the notebook's own Python) and return its output."""
+    done = subprocess.run([sys.executable, "-m", "kg", "cypher", *args, "--format", "plain"],
+                          capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+shell = kgrec_cypher("-f", "who_bought_also", "-P", f"product={product}", "-P", "k=5")
+print(shell)
+from_shell = [line.split(", ")[0].strip('"') for line in shell.splitlines()[1:]]
+assert from_shell == [r["product_id"] for r in bought]  # the driver's answer above'''
+    ),
+    new_markdown_cell(
+        "## Full-text search: the driver and `kgrec cypher` side by side\n\n"
+        "A Neo4j full-text index (Lucene, BM25-like scores) over product titles and descriptions."
+    ),
+    new_code_cell(
+        '''driver.execute_query(
+    "CREATE FULLTEXT INDEX product_text IF NOT EXISTS FOR (p:Product) ON EACH [p.title, p.description]",
+    database_=db)
+driver.execute_query("CALL db.awaitIndexes(300)", database_=db)
+search = """CALL db.index.fulltext.queryNodes('product_text', $words) YIELD node, score
+RETURN node.id AS id, node.title AS title, score ORDER BY score DESC, id LIMIT 5"""
+hits, _, _ = driver.execute_query(search, words="screws", database_=db)
+print([(r["id"], r["title"], round(r["score"], 2)) for r in hits])
+shell = kgrec_cypher("-c", search, "-P", "words=screws")
+print(shell)
+assert [line.split(", ")[0].strip('"') for line in shell.splitlines()[1:]] == [r["id"] for r in hits]'''
     ),
     new_markdown_cell("## Vector indexes: nearest products by fused (GNN) and KG vectors"),
     new_code_cell(

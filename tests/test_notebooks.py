@@ -69,4 +69,6 @@ def test_notebooks_execute(
     analyst = _run("analyst_walkthrough", tmp_path)
     text = _text(analyst)
     assert "related_products" in text and "product_fused" in text and "product_kge" in text
+    assert "product_id, title, users" in text  # who_bought_also through kgrec cypher
+    assert "id, title, score" in text  # the full-text search through kgrec cypher
     assert _has_image(analyst)

@@ -6,8 +6,11 @@ A dataset folder holds two files named after the dataset (e.g. ``Scientific``):
     ``{"<item_id>": {"title": str, "description": str, "brand": str, "categories": str}}``.
     ``title`` is required and must not be empty; the other fields may be missing, null or empty.
     Text fields follow :mod:`ingest.sources.text` (at most 128 KiB, valid Unicode). ``categories`` is
-    the Amazon category path joined with ``,``; names themselves may contain ``", "``, so the
-    path is split on a comma *not* followed by a space.
+    the Amazon category path: joined with ``,`` in the 2018 releases (names themselves may
+    contain ``", "``, so the path is split on a comma *not* followed by a space), with ``", "``
+    in the 2014 ones, or with ``" > "``. ``category_separator`` names it; by default the
+    separator most strings use is taken (:mod:`ingest.sources.category_paths`, which also
+    says how ``", "``-joined paths are resolved with the names of the whole file).
 ``<Name>.inter.json``
     ``{"<user_id>": [item_id, ...]}``, each list in chronological order; item ids are integers
     naming keys of the item file.
@@ -38,34 +41,37 @@ from tqdm.auto import tqdm
 
 from ingest.errors import SourceError
 from ingest.rejects import Rejects
-from ingest.sources.categories import CategoryTree
+from ingest.sources.category_paths import (
+    category_tree,
+    check_separator,
+    detect_separator,
+    split_path,
+)
+from ingest.sources.common import edges_table, find_dataset_name
 from ingest.sources.text import field_problem, read_utf8
 from ingest.tables import GraphTables
 
 __all__ = ["read_amazon", "split_category_path"]
-
-#: Separator of Amazon category names: a comma not followed by a space.
-CATEGORY_SEPARATOR = re.compile(r",(?! )")
 
 _WS = re.compile(r"[ \t\n\r]*")
 _TEXT_FIELDS = ("description", "brand", "categories")
 
 
 def split_category_path(text: str) -> list[str]:
-    """Split an Amazon category string into cleaned names.
+    """Split an Amazon 2018 category string (``,`` separator) into cleaned names.
 
     ``"Industrial &amp; Scientific,Test, Measure & Inspect,Gauges"`` gives
     ``["Industrial & Scientific", "Test, Measure & Inspect", "Gauges"]``: split on ``,`` not
     followed by a space, HTML-unescape and strip each name, drop empty names.
     """
-    names = (html.unescape(part).strip() for part in CATEGORY_SEPARATOR.split(text))
-    return [name for name in names if name]
+    return split_path(text, ",")
 
 
 def read_amazon(
     folder: str | Path,
     name: str | None = None,
     *,
+    category_separator: str | None = None,
     rejects: Rejects | None = None,
     show_progress: bool = True,
 ) -> GraphTables:
@@ -75,6 +81,9 @@ def read_amazon(
         folder: the dataset folder.
         name: the file prefix (e.g. ``"Scientific"``); ``None`` finds the single
             ``*.item.json`` in ``folder``.
+        category_separator: how category paths are joined, ``","``, ``", "`` or ``" > "``;
+            ``None`` takes the one most strings use. The one used is in
+            ``tables.meta["category_separator"]``.
         rejects: where bad records go in skip mode; ``None`` raises on the first.
         show_progress: show tqdm progress bars.
 
@@ -83,15 +92,19 @@ def read_amazon(
 
     Raises:
         SourceError: a missing, empty or malformed file, or (unless skipped) a bad record.
+        ValueError: an unknown ``category_separator``.
     """
+    check_separator(category_separator)
     folder = Path(folder)
     rejects = rejects if rejects is not None else Rejects("raise")
     if name is None:
-        name = _find_name(folder)
+        name = find_dataset_name(folder, ".item.json")
     item_path = folder / f"{name}.item.json"
     inter_path = folder / f"{name}.inter.json"
 
-    products, brand_of, category_of, tree = _read_items(item_path, rejects, show_progress)
+    products, brand_of, raw_categories = _read_items(item_path, rejects, show_progress)
+    separator = category_separator or detect_separator(raw_categories.values())
+    category_of, tree = category_tree(raw_categories, separator)
     users, interactions = _read_interactions(inter_path, products, rejects, show_progress)
 
     brands = sorted(set(brand_of.values()))
@@ -101,31 +114,25 @@ def read_amazon(
         brands=pa.Table.from_pydict({"id": pa.array(brands, pa.string()), "name": brands}),
         categories=tree.categories(),
         subcategory_of=tree.subcategory_of(),
-        made_by=_edges(brand_of, "product_id", "brand_id"),
-        in_category=_edges(category_of, "product_id", "category_id"),
+        made_by=edges_table(brand_of, "product_id", "brand_id"),
+        in_category=edges_table(category_of, "product_id", "category_id"),
         interactions=interactions,
-        meta={"source": "amazon", "path": str(folder), "name": name},
+        meta={
+            "source": "amazon",
+            "path": str(folder),
+            "name": name,
+            "category_separator": separator,
+        },
     )
     return tables.validate()
 
 
-def _find_name(folder: Path) -> str:
-    if not folder.is_dir():
-        raise SourceError(folder, "not a folder")
-    found = sorted(folder.glob("*.item.json"))
-    if len(found) != 1:
-        what = "no *.item.json file" if not found else "several *.item.json files; pass name="
-        raise SourceError(folder, what, value=[p.name for p in found] or None)
-    return found[0].name[: -len(".item.json")]
-
-
 def _read_items(
     path: Path, rejects: Rejects, show_progress: bool
-) -> tuple[dict[str, list[Any]], dict[str, str], dict[str, str], CategoryTree]:
+) -> tuple[dict[str, list[Any]], dict[str, str], dict[str, str]]:
     products: dict[str, list[Any]] = {"id": [], "title": [], "description": []}
     brand_of: dict[str, str] = {}
-    category_of: dict[str, str] = {}
-    tree = CategoryTree()
+    raw_categories: dict[str, str] = {}
     seen: set[str] = set()
     records = tqdm(
         _iter_json_object(path), desc=path.name, unit=" items", disable=not show_progress
@@ -143,12 +150,10 @@ def _read_items(
         brand = _clean(record.get("brand"))
         if brand is not None:
             brand_of[key] = brand
-        leaf = tree.add(split_category_path(record.get("categories") or ""))
-        if leaf is not None:
-            category_of[key] = leaf
+        raw_categories[key] = record.get("categories") or ""
     if not seen and not rejects.count:
         raise SourceError(path, "no item records")
-    return products, brand_of, category_of, tree
+    return products, brand_of, raw_categories
 
 
 def _item_problem(key: str, record: Any, seen: set[str]) -> tuple[str, Any] | None:
@@ -301,9 +306,3 @@ def _clean(value: str | None) -> str | None:
         return None
     value = html.unescape(value).strip()
     return value or None
-
-
-def _edges(pairs: dict[str, str], src: str, dst: str) -> pa.Table:
-    return pa.Table.from_pydict(
-        {src: pa.array(list(pairs), pa.string()), dst: pa.array(list(pairs.values()), pa.string())}
-    )

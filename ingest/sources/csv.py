@@ -35,7 +35,6 @@ Users are the distinct ``user_id`` values, in order of first appearance.
 from __future__ import annotations
 
 import csv
-import math
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,6 +46,7 @@ from tqdm.auto import tqdm
 from ingest.errors import SourceError
 from ingest.rejects import Rejects
 from ingest.sources.categories import CategoryTree
+from ingest.sources.common import edges_table, finite_number
 from ingest.sources.text import MAX_FIELD_CHARS, decode_utf8
 from ingest.tables import GraphTables
 
@@ -110,8 +110,8 @@ def read_csv(
         brands=pa.Table.from_pydict({"id": pa.array(brands, pa.string()), "name": brands}),
         categories=category_table,
         subcategory_of=parent_table,
-        made_by=_edges(brand_of, "product_id", "brand_id"),
-        in_category=_edges(category_of, "product_id", "category_id"),
+        made_by=edges_table(brand_of, "product_id", "brand_id"),
+        in_category=edges_table(category_of, "product_id", "category_id"),
         interactions=interaction_table,
         meta={
             "source": "csv",
@@ -196,23 +196,6 @@ def _missing(
     return False
 
 
-def _number(
-    path: Path, line: int, column: str, text: str, rejects: Rejects
-) -> tuple[bool, float | None]:
-    """Parse an optional finite number; ``(False, None)`` when it was reported as bad."""
-    if not text:
-        return True, None
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        reason = f"{column} is not a finite number"
-        rejects.report(SourceError(path, reason, line=line, value=text), reason)
-        return False, None
-    return True, value
-
-
 def _read_categories(
     path: Path, rejects: Rejects, show_progress: bool
 ) -> tuple[pa.Table, pa.Table]:
@@ -249,7 +232,7 @@ def _read_categories(
             "level": pa.array([levels[c] for c in lines], pa.int32()),
         }
     )
-    edges = _edges(parents, "child_id", "parent_id")
+    edges = edges_table(parents, "child_id", "parent_id")
     return categories, edges
 
 
@@ -284,7 +267,7 @@ def _read_products(
         if pid in seen:
             rejects.report(SourceError(path, "duplicate product id", line=line, value=pid))
             continue
-        ok, price = _number(path, line, "price", row.get("price", ""), rejects)
+        ok, price = finite_number(path, line, "price", row.get("price", ""), rejects)
         if not ok:
             continue
         category = row.get("category", "")
@@ -337,7 +320,7 @@ def _read_interactions(
             )
             rejects.report(SourceError(path, reason, line=line, value=stamp), reason)
             continue
-        ok, weight = _number(path, line, "weight", row.get("weight", ""), rejects)
+        ok, weight = finite_number(path, line, "weight", row.get("weight", ""), rejects)
         if not ok:
             continue
         kind = row.get("kind") or "interaction"
@@ -358,9 +341,3 @@ def _read_interactions(
         {n: pa.array(list(v), t) for n, v, t in zip(names, values, types, strict=True)}
     )
     return users, table
-
-
-def _edges(pairs: dict[str, str], src: str, dst: str) -> pa.Table:
-    return pa.Table.from_pydict(
-        {src: pa.array(list(pairs), pa.string()), dst: pa.array(list(pairs.values()), pa.string())}
-    )

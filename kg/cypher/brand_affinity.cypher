@@ -1,6 +1,6 @@
 // name: brand_affinity
 // version: 1
-// parameters: $user (string: a user id), $k (integer: most rows)
+// parameters: $user (string: a user id), $k (integer: most rows, default 10)
 // description: The brands a user interacts with: interactions, share of the user's
 //   interactions with a brand, the position of the latest one in the history (order) and the
 //   brand's catalogue size; most interacted first.

@@ -1,6 +1,6 @@
 // name: category_neighbourhood
 // version: 1
-// parameters: $category (string: a category id), $k (integer: most rows per relation)
+// parameters: $category (string: a category id), $k (integer: most rows per relation, default 5)
 // description: The neighbourhood of a category: its parent, children and siblings in the
 //   tree, and the categories outside it that its products' RELATED edges lead to (with the
 //   number of such edges); each with the number of products in or under it.

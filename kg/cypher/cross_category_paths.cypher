@@ -1,6 +1,6 @@
 // name: cross_category_paths
 // version: 1
-// parameters: $user (string: a user id), $level (integer: category tree level, 1 = top), $k (integer: most rows)
+// parameters: $user (string: a user id), $level (integer: category tree level, 1 = top), $k (integer: most rows, default 10)
 // description: Products RELATED to something the user interacted with whose level-$level
 //   category holds none of the user's products, each with its path
 //   (User)-[:INTERACTED]->(Product)-[:RELATED]->(Product) and the new category; the strongest

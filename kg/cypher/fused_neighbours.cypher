@@ -1,6 +1,6 @@
 // name: fused_neighbours
 // version: 1
-// parameters: $product (string: a product id), $k (integer: most rows)
+// parameters: $product (string: a product id), $k (integer: most rows, default 10)
 // description: Nearest products by cosine of the fused GNN vectors, through the vector index
 //   product_fused (kg.query.writeback.write_fused_vectors).
 MATCH (p:Product {id: $product})

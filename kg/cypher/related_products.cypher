@@ -1,6 +1,6 @@
 // name: related_products
 // version: 1
-// parameters: $product (string: a product id), $k (integer: most rows)
+// parameters: $product (string: a product id), $k (integer: most rows, default 10)
 // description: The top related products of a product, strongest first, from the RELATED edges
 //   that kgrec writes (kg.query.writeback.write_related: graph-aware score of fused vectors,
 //   co-interaction, shared brand and category-tree proximity).

@@ -1,6 +1,6 @@
 // name: who_bought_also
 // version: 1
-// parameters: $product (string: a product id), $k (integer: most rows)
+// parameters: $product (string: a product id), $k (integer: most rows, default 10)
 // description: Users who interacted with this product also interacted with: other products
 //   by the number of such users (straight from INTERACTED, no model involved).
 MATCH (p:Product {id: $product})<-[:INTERACTED]-(u:User)-[:INTERACTED]->(other:Product)

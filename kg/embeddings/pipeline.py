@@ -7,6 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ingest.tables import GraphTables
+from ingest.versions import library_versions
 from kg.embeddings.artifact import KGEmbeddings, representation_matrix
 from kg.embeddings.train import (
     EmbedConfig,
@@ -15,7 +16,6 @@ from kg.embeddings.train import (
     train_kge,
 )
 from kg.embeddings.triples import DEFAULT_RELATIONS, build_triples
-from kg.versions import library_versions
 
 __all__ = ["SPLIT_RATIOS", "embed_graph"]
 

@@ -1,4 +1,5 @@
-"""Build a small Maven project of kgrec's (the Neo4j launcher, the bulk importer) on first use.
+"""Build a small Maven project of kgrec's (the Neo4j launcher, the bulk importer, cypher-shell)
+on first use.
 
 The build is skipped while its output is newer than every source; concurrent callers wait on a
 file lock in the project folder, so two processes never run Maven on the same folder.
@@ -11,7 +12,15 @@ import shutil
 import subprocess
 from pathlib import Path
 
-__all__ = ["MavenBuildError", "build_maven_project", "is_up_to_date", "require_tool"]
+__all__ = [
+    "JAVA_HINT",
+    "MavenBuildError",
+    "build_maven_project",
+    "is_up_to_date",
+    "require_tool",
+]
+
+JAVA_HINT = "install a Java 17+ runtime (Debian: apt-get install openjdk-17-jdk-headless)"
 
 
 class MavenBuildError(RuntimeError):
@@ -53,9 +62,7 @@ def build_maven_project(project_dir: Path, output: Path, *, what: str, force: bo
     mvn = require_tool(
         "mvn", f"install Apache Maven (Debian: apt-get install maven) to build {what}"
     )
-    require_tool(
-        "java", "install a Java 17+ runtime (Debian: apt-get install openjdk-17-jdk-headless)"
-    )
+    require_tool("java", JAVA_HINT)
     with open(project_dir / ".build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not force and is_up_to_date(project_dir, output):

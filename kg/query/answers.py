@@ -1,6 +1,6 @@
 """Precomputed answers (``kgrec precompute``): the default-parameter answers of every product
-and user, computed once and stored beside the run, so ``kgrec serve`` sends them without
-scoring anything.
+and user, computed once and stored beside the run in an SQLite file, so ``kgrec serve`` sends
+them without scoring anything.
 
 An answer is a pure function of the model, the graph, the score weights and the code, none of
 which changes while a recommender is loaded, so it can be computed ahead of the request. The
@@ -14,19 +14,22 @@ first ``k`` stored records: the ranking's order is total (score, then product in
 :func:`kg.query._results.top_k`), so the first ``k`` of a top-``K`` list are the top ``k``, and
 the records do not depend on ``k``. The tests check that the bytes equal the live answer's for
 every product, user and ``k``. Any other request (filters, exclusions, paths, a larger ``k``,
-new users and products, explanations) is computed live. The answers are always those of the
-exact search, also when the server runs ``--approximate``.
+new users and products, explanations), and any answer the store does not hold, is computed
+live. The answers are always those of the exact search, also when the server runs
+``--approximate``.
 
-Layout of ``answers/`` (:data:`ANSWERS_DIR`, inside the run folder):
+Answers are invalidated per key (:meth:`AnswerStore.invalidate`,
+:meth:`~AnswerStore.invalidate_products`, :meth:`~AnswerStore.invalidate_users`): an
+invalidated answer is deleted from the file, and every server process reading it computes
+that answer live from then on.
 
-* ``manifest.json``: format version, :func:`answers_key`, ``k``, the cross-category level,
-  counts, kgrec version, how long the computation took;
-* ``{op}.bin`` (``op`` in :data:`OPERATIONS`): one zlib block per query, its records' JSON
-  joined by ``,``, in the order of ``index.product_ids`` (related) or ``index.user_ids``;
-* ``index.safetensors``: ``{op}.offsets`` (uint64, ``n + 1``) where each block starts, and
-  ``{op}.ends`` (uint32, ``(n, k)``) where record ``r`` ends in the decompressed block (the
-  block's length past its last record; :data:`LIVE` in column 0 for a query that is answered
-  live because it raised ``ValueError`` when precomputed).
+``RUN/answers.sqlite`` (:data:`ANSWERS_FILE`): a table ``answers(op, id, items, ends)`` keyed by
+operation and product or user id, where ``items`` is the answer's records' JSON joined by
+``,``, zlib-compressed, and ``ends`` (``k`` little-endian uint32) where record ``r`` ends in it
+(its length past the last record); and a table ``meta`` with the manifest: format version,
+:func:`answers_key`, ``k``, the cross-category level, counts, kgrec version, how long the
+computation took. A query that raises ``ValueError`` when precomputed has no row (answered
+live).
 
 :func:`answers_key` covers the model's arrays, the graph's fingerprint, the weights and the
 kgrec version; :meth:`AnswerStore.open` refuses a store made for another key
@@ -38,12 +41,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import mmap
-import shutil
+import os
+import sqlite3
 import tempfile
 import time
+import traceback
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,9 +60,8 @@ if TYPE_CHECKING:
     from kg.query.recommender import Recommender
 
 __all__ = [
-    "ANSWERS_DIR",
+    "ANSWERS_FILE",
     "JSON_ENCODER",
-    "LIVE",
     "OPERATIONS",
     "AnswerStore",
     "StaleAnswersError",
@@ -65,13 +69,11 @@ __all__ = [
     "precompute_answers",
 ]
 
-#: The store's folder inside a run folder.
-ANSWERS_DIR = "answers"
+#: The store's file inside a run folder.
+ANSWERS_FILE = "answers.sqlite"
 #: The stored operations: ``related`` by product, the other two by user.
 OPERATIONS = ("related", "recommend", "cross_category")
-#: ``ends[q, 0]`` of a query answered live (its precomputation raised ``ValueError``).
-LIVE = np.iinfo(np.uint32).max
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 #: Queries per task of a worker process.
 _CHUNK = 256
 
@@ -80,6 +82,12 @@ _CHUNK = 256
 #: about 15% of the encoding). Stored records use it too, so they are the live bytes.
 JSON_ENCODER = json.JSONEncoder(
     ensure_ascii=False, allow_nan=False, separators=(",", ":"), check_circular=False
+)
+
+_SCHEMA = (
+    "CREATE TABLE answers (op TEXT NOT NULL, id TEXT NOT NULL, items BLOB NOT NULL, "
+    "ends BLOB NOT NULL, PRIMARY KEY (op, id)) WITHOUT ROWID",
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
 
 
@@ -127,8 +135,8 @@ def _parts(value: Any) -> Iterator[bytes]:
 
 
 # ------------------------------------------------------------------------------ writing
-#: The recommender and k of the forked workers (set in the parent before the pool forks).
-_JOB: tuple[Recommender, int] | None = None
+#: One row of the answers table: ``(op, id, items, ends)``.
+Row = tuple[str, str, bytes, bytes]
 
 
 def _answer(rec: Recommender, op: str, query: str, k: int) -> list[Any]:
@@ -139,28 +147,83 @@ def _answer(rec: Recommender, op: str, query: str, k: int) -> list[Any]:
     return rec.cross_category(query, k)
 
 
-def _chunk(task: tuple[str, int, int]) -> tuple[list[bytes], np.ndarray]:
-    """The blocks and record ends of queries ``lo..hi`` of operation ``op``."""
-    assert _JOB is not None
-    rec, k = _JOB
+def _rows(rec: Recommender, k: int, task: tuple[str, int, int]) -> list[Row]:
+    """The rows of queries ``lo..hi`` of operation ``op`` (``task``)."""
     op, lo, hi = task
     ids = rec.index.product_ids if op == "related" else rec.index.user_ids
-    blocks, ends = [], np.zeros((hi - lo, k), np.uint32)
     encode = JSON_ENCODER.encode
-    for row, query in enumerate(ids[lo:hi]):
+    rows = []
+    for query in ids[lo:hi]:
         try:
             records = [encode(r.to_dict()).encode("utf-8") for r in _answer(rec, op, query, k)]
         except ValueError:
-            ends[row, 0] = LIVE
-            blocks.append(b"")
-            continue
+            continue  # no row: answered live
         block = b",".join(records)
+        ends = np.full(k, len(block), "<u4")
         if records:
             lengths = np.fromiter((len(r) + 1 for r in records), np.int64, len(records))
-            ends[row, : len(records)] = np.cumsum(lengths) - 1
-            ends[row, len(records) :] = len(block)
-        blocks.append(zlib.compress(block, 6))
-    return blocks, ends
+            ends[: len(records)] = np.cumsum(lengths) - 1
+        rows.append((op, query, zlib.compress(block, 6), ends.tobytes()))
+    return rows
+
+
+def _worker(rec: Recommender, k: int, tasks: list[tuple[str, int, int]], out: Connection) -> None:
+    """A forked worker: one BLAS thread, the rows of each task sent to ``out``, then
+    ``None``; an error is sent as its traceback text."""
+    from kg.serve_run import limit_blas
+
+    try:
+        limit_blas(1)
+        for task in tasks:
+            out.send((task, _rows(rec, k, task)))
+        out.send(None)
+    except BaseException:
+        out.send(traceback.format_exc())
+    finally:
+        out.close()
+
+
+def _computed(
+    rec: Recommender, k: int, tasks: list[tuple[str, int, int]], workers: int
+) -> Iterator[tuple[tuple[str, int, int], list[Row]]]:
+    """``(task, rows)`` of every task, computed here or in ``workers`` forked processes (each
+    gets every ``workers``-th task; the recommender is inherited, not copied), in the order
+    they finish."""
+    if workers == 1:
+        for task in tasks:
+            yield task, _rows(rec, k, task)
+        return
+    import multiprocessing
+
+    fork = multiprocessing.get_context("fork")
+    pipes, procs = [], []
+    for w in range(workers):
+        receive, send = fork.Pipe(duplex=False)
+        proc = fork.Process(target=_worker, args=(rec, k, tasks[w::workers], send), daemon=True)
+        proc.start()
+        send.close()
+        pipes.append(receive)
+        procs.append(proc)
+    try:
+        while pipes:
+            for conn in wait(pipes):
+                assert isinstance(conn, Connection)
+                try:
+                    message = conn.recv()
+                except EOFError:
+                    raise RuntimeError("a precompute worker died (out of memory?)") from None
+                if isinstance(message, str):
+                    raise RuntimeError(f"a precompute worker failed:\n{message}")
+                if message is None:
+                    pipes.remove(conn)
+                    conn.close()
+                else:
+                    yield message
+    finally:
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
+            proc.join()
 
 
 def precompute_answers(
@@ -173,7 +236,7 @@ def precompute_answers(
     show_progress: bool = True,
 ) -> dict[str, Any]:
     """Compute and store the default-parameter answers of every product and user (see the
-    module docstring) in ``run_folder/answers``; atomic (a temporary sibling folder replaces it
+    module docstring) in ``run_folder/answers.sqlite``; atomic (a temporary file replaces it
     once complete) and idempotent (a store with the same key and at least ``k`` is kept).
 
     Args:
@@ -191,24 +254,19 @@ def precompute_answers(
     Raises:
         ValueError: approximate search, ``k`` outside ``1..n_products`` or ``workers`` < 1.
     """
-    from safetensors.numpy import save_file
     from tqdm.auto import tqdm
 
     from kg.serve_run import check_workers
 
-    global _JOB
     if rec.approximate is not None:
         raise ValueError("precomputed answers are those of the exact search: load without "
                          "approximate=")  # fmt: skip
     rec._check_k(k)
     check_workers(workers)
-    folder = Path(run_folder) / ANSWERS_DIR
+    path = Path(run_folder) / ANSWERS_FILE
     key = answers_key(rec)
-    if not force and (folder / "manifest.json").exists():
-        try:
-            old = json.loads((folder / "manifest.json").read_text())
-        except ValueError:
-            old = {}
+    if not force and path.exists():
+        old = _manifest(path)
         same = old.get("key") == key and old.get("format_version") == FORMAT_VERSION
         if same and int(old.get("k", 0)) >= k:
             return {**old, "reused": True}
@@ -220,98 +278,74 @@ def precompute_answers(
         for op in OPERATIONS
         for lo in range(0, sizes[op], _CHUNK)
     ]
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{ANSWERS_DIR}.", dir=folder.parent))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{ANSWERS_FILE}.", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
     start = time.perf_counter()
-    _JOB = (rec, k)
-    files = {op: (tmp / f"{op}.bin").open("wb") for op in OPERATIONS}
+    stored = dict.fromkeys(OPERATIONS, 0)
     try:
-        arrays: dict[str, np.ndarray] = {}
-        offsets: dict[str, list[int]] = {op: [0] for op in OPERATIONS}
-        ends: dict[str, list[np.ndarray]] = {op: [] for op in OPERATIONS}
-        with tqdm(
-            total=sum(sizes.values()), desc="answers", unit="query", disable=not show_progress
-        ) as bar:
-            for (op, lo, hi), (blocks, chunk_ends) in zip(tasks, _run(tasks, workers), strict=True):
-                for block in blocks:
-                    files[op].write(block)
-                    offsets[op].append(offsets[op][-1] + len(block))
-                ends[op].append(chunk_ends)
-                bar.update(hi - lo)
-        for op in OPERATIONS:
-            files[op].close()
-            arrays[f"{op}.offsets"] = np.asarray(offsets[op], np.uint64)
-            arrays[f"{op}.ends"] = (
-                np.concatenate(ends[op]) if ends[op] else np.zeros((0, k), np.uint32)
-            )
-        save_file(arrays, str(tmp / "index.safetensors"))
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "key": key,
-            "k": k,
-            "level": ix.branching_level,
-            "counts": sizes,
-            "live": {op: int((arrays[f"{op}.ends"][:, 0] == LIVE).sum()) for op in OPERATIONS},
-            "bytes": sum((tmp / f"{op}.bin").stat().st_size for op in OPERATIONS),
-            "seconds": round(time.perf_counter() - start, 1),
-            "workers": workers,
-            "kgrec_version": __version__,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        if folder.exists():
-            shutil.rmtree(folder)
-        tmp.rename(folder)
+        with sqlite3.connect(tmp) as db:
+            db.execute("PRAGMA journal_mode=OFF")  # a new file, replaced whole on failure
+            for statement in _SCHEMA:
+                db.execute(statement)
+            total = sum(sizes.values())
+            with tqdm(total=total, desc="answers", unit="query", disable=not show_progress) as bar:
+                for (op, lo, hi), rows in _computed(rec, k, tasks, workers):
+                    db.executemany("INSERT INTO answers VALUES (?, ?, ?, ?)", rows)
+                    stored[op] += len(rows)
+                    bar.update(hi - lo)
+            manifest = {
+                "format_version": FORMAT_VERSION,
+                "key": key,
+                "k": k,
+                "level": ix.branching_level,
+                "counts": sizes,
+                "live": {op: sizes[op] - stored[op] for op in OPERATIONS},
+                "seconds": round(time.perf_counter() - start, 1),
+                "workers": workers,
+                "kgrec_version": __version__,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+            db.execute("INSERT INTO meta VALUES ('manifest', ?)", (json.dumps(manifest),))
+        db.close()
+        manifest["bytes"] = tmp.stat().st_size
+        os.replace(tmp, path)
     finally:
-        _JOB = None
-        for f in files.values():
-            f.close()
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        tmp.unlink(missing_ok=True)
     return {**manifest, "reused": False}
 
 
-def _run(
-    tasks: list[tuple[str, int, int]], workers: int
-) -> Iterator[tuple[list[bytes], np.ndarray]]:
-    """``_chunk`` of each task in order, in this process or in ``workers`` forked ones."""
-    if workers == 1:
-        yield from map(_chunk, tasks)
-        return
-    import multiprocessing
-
-    from kg.serve_run import limit_blas
-
-    fork = multiprocessing.get_context("fork")
-    with fork.Pool(workers, initializer=limit_blas, initargs=(1,)) as pool:
-        yield from pool.imap(_chunk, tasks)
+def _manifest(path: Path) -> dict[str, Any]:
+    """The manifest of the store at ``path`` (empty when it cannot be read)."""
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            (value,) = db.execute("SELECT value FROM meta WHERE key = 'manifest'").fetchone()
+        db.close()
+        return dict(json.loads(value))
+    except (sqlite3.Error, TypeError, ValueError):
+        return {}
 
 
 # ------------------------------------------------------------------------------ reading
 class AnswerStore:
-    """A store written by :func:`precompute_answers`, memory-mapped (forked server workers
-    share its pages).
+    """A store written by :func:`precompute_answers`. Each process opens its own read-only
+    connection on first use (forked server workers must not share one).
 
     Attributes:
+        path: the SQLite file.
         k: records stored per answer.
         level: the cross-category level of the stored answers.
-        manifest: ``manifest.json``.
+        manifest: what :func:`precompute_answers` recorded.
     """
 
-    def __init__(self, folder: Path, manifest: dict[str, Any]) -> None:
-        from safetensors.numpy import load_file
-
+    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
+        self.path = path
         self.manifest = manifest
         self.k = int(manifest["k"])
         self.level = int(manifest["level"])
-        index = load_file(str(folder / "index.safetensors"))
-        self._offsets = {op: index[f"{op}.offsets"] for op in OPERATIONS}
-        self._ends = {op: index[f"{op}.ends"] for op in OPERATIONS}
-        self._maps: dict[str, mmap.mmap | bytes] = {}
-        for op in OPERATIONS:
-            with (folder / f"{op}.bin").open("rb") as f:
-                size = f.seek(0, 2)
-                self._maps[op] = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        self._db: sqlite3.Connection | None = None
+        self._pid = -1
 
     @classmethod
     def open(cls, run_folder: str | Path, rec: Recommender) -> AnswerStore | None:
@@ -321,34 +355,65 @@ class AnswerStore:
             StaleAnswersError: the store was made for another model, graph, weights or
                 kgrec version than ``rec``'s (:func:`answers_key`), or by another format.
         """
-        folder = Path(run_folder) / ANSWERS_DIR
-        if not (folder / "manifest.json").exists():
+        path = Path(run_folder) / ANSWERS_FILE
+        if not path.exists():
             return None
-        manifest = json.loads((folder / "manifest.json").read_text())
+        manifest = _manifest(path)
         if manifest.get("format_version") != FORMAT_VERSION or manifest.get("key") != answers_key(
             rec
         ):
             raise StaleAnswersError(
-                f"{folder} was precomputed for another model, graph, score weights or kgrec version"
+                f"{path} was precomputed for another model, graph, score weights or kgrec version"
             )
-        return cls(folder, manifest)
+        return cls(path, manifest)
 
-    def items(self, op: str, query: int, k: int) -> bytes | None:
-        """The first ``k`` records of query ``query``'s answer to ``op`` as JSON joined by
-        ``,`` (the inside of the response's ``items`` list), or ``None`` when it must be
-        computed live (``k`` above :attr:`k`, or no stored answer)."""
-        ends = self._ends[op][query]
-        if k > self.k or ends[0] == LIVE:
+    def _reader(self) -> sqlite3.Connection:
+        if self._db is None or self._pid != os.getpid():
+            uri = f"file:{self.path}?mode=ro"
+            self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            self._pid = os.getpid()
+        return self._db
+
+    def items(self, op: str, query: str, k: int) -> bytes | None:
+        """The first ``k`` records of the answer to ``op`` for the product or user ``query``
+        as JSON joined by ``,`` (the inside of the response's ``items`` list), or ``None``
+        when it must be computed live (``k`` above :attr:`k`, or no stored answer)."""
+        if k > self.k:
             return None
-        end = int(ends[k - 1])
-        if end == 0:
-            return b""
-        offsets = self._offsets[op]
-        block = self._maps[op][int(offsets[query]) : int(offsets[query + 1])]
-        return zlib.decompress(block)[:end]
+        row = (
+            self._reader()
+            .execute("SELECT items, ends FROM answers WHERE op = ? AND id = ?", (op, query))
+            .fetchone()
+        )
+        if row is None:
+            return None
+        end = memoryview(row[1]).cast("I")[k - 1]
+        return zlib.decompress(row[0])[:end] if end else b""
+
+    def invalidate(self, op: str, ids: Iterable[str]) -> int:
+        """Delete the stored answers to ``op`` (one of :data:`OPERATIONS`) of these product or
+        user ids, so they are computed live by every process reading the store; the number
+        deleted."""
+        if op not in OPERATIONS:
+            raise ValueError(f"op must be one of {OPERATIONS}, got {op!r}")
+        rows = [(op, i) for i in ids]
+        with sqlite3.connect(self.path, timeout=30) as db:
+            deleted = db.executemany("DELETE FROM answers WHERE op = ? AND id = ?", rows).rowcount
+        db.close()
+        return int(deleted)
+
+    def invalidate_products(self, ids: Iterable[str]) -> int:
+        """:meth:`invalidate` the related products of these products."""
+        return self.invalidate("related", ids)
+
+    def invalidate_users(self, ids: Iterable[str]) -> int:
+        """:meth:`invalidate` the recommendations and cross-category recommendations of these
+        users."""
+        users = list(ids)
+        return self.invalidate("recommend", users) + self.invalidate("cross_category", users)
 
     def close(self) -> None:
-        """Unmap the files."""
-        for m in self._maps.values():
-            if isinstance(m, mmap.mmap):
-                m.close()
+        """Close this process's connection."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None

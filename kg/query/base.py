@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gnn.fusion_io import FusionArrays
+from gnn.scoring import FusionScorer
 from kg.query.candidates import ApproximateSearch, ClusterIndex
 from kg.query.cold_start import NewProductEncoder
 from kg.query.index import build_index
-from kg.query.model_scores import ModelScorer
 from kg.query.paths import TWO_HOP_FANOUT, CoocIndex
 from kg.query.scoring import ScoreWeights
 from kg.query.types import UnknownIdError
@@ -39,17 +39,19 @@ class RecommenderBase:
 
     Args:
         model: the model: its arrays (:class:`~gnn.fusion_io.FusionArrays`, what
-            :meth:`load` reads, without PyTorch), or a fitted or loaded
-            :class:`~gnn.fusion.FusionRecommender` (copied to numpy; :attr:`model` holds the
-            arrays either way).
+            :meth:`load` reads, without PyTorch), or a fitted
+            :class:`~gnn.fusion.FusionRecommender` (its :meth:`arrays`). :attr:`model` holds
+            the arrays either way (every array that decides a score), :attr:`scorer` their
+            :class:`~gnn.scoring.FusionScorer`.
         tables: the graph; its products must be the model's products.
         weights: score weights (default :class:`ScoreWeights`).
         text_model: BERT folder for new products (default: the model's text encoder).
         text_cache: text cache root for new products (default ``~/.kgrec/cache/text``).
         explain_history: latest history items paths are searched from.
-        approximate: score only candidate products in ``related``, ``recommend`` and
-            ``cross_category`` (:mod:`kg.query.candidates`); ``None``: every product (exact).
-            The cluster indexes are built here, a few seconds at 100k products.
+        approximate: score only candidate products in ``related``
+            (:mod:`kg.query.candidates`); ``None``: every product (exact). Personalised
+            queries are exact either way. The cluster index is built here, about 1.5 s at
+            100k products.
 
     Raises:
         ValueError: the tables' products differ from the model's.
@@ -66,7 +68,8 @@ class RecommenderBase:
         explain_history: int = 50,
         approximate: ApproximateSearch | None = None,
     ) -> None:
-        model = FusionArrays.of(model)
+        if not isinstance(model, FusionArrays):
+            model = model.arrays()
         self.model = model
         self.tables = tables  # the graph, kept for its fingerprint (kg.query.answers)
         self.weights = weights or ScoreWeights()
@@ -81,13 +84,11 @@ class RecommenderBase:
         self.vectors = np.ascontiguousarray(np.divide(raw, norms, where=norms > 0, out=raw))
         self.cooc = CoocIndex(model.cooc)
         self.cooc.strongest(TWO_HOP_FANOUT)  # the two-hop path index, built now
-        self.scorer = ModelScorer(model)
+        self.scorer = FusionScorer(model)
         self.explain_history = explain_history
         self.approximate = approximate
-        self.user_clusters: ClusterIndex | None = None
         self.product_clusters: ClusterIndex | None = None
         if approximate is not None:
-            self.user_clusters = ClusterIndex(self.scorer.augmented(), approximate)
             self.product_clusters = ClusterIndex(self.vectors, approximate)
         self._model_users = {u: i for i, u in enumerate(model.node_ids.get("user", []))}
         self.new_products = NewProductEncoder(
@@ -113,7 +114,7 @@ class RecommenderBase:
         show_progress: bool = False,
         approximate: ApproximateSearch | None = None,
     ) -> Self:
-        """Load a fusion run folder (:class:`~gnn.fusion_io.FusionArrays`: numpy only, no
+        """Load a fusion run folder (:meth:`~gnn.fusion_io.FusionArrays.load`: numpy only, no
         PyTorch import) and its graph.
 
         Args:
@@ -153,10 +154,11 @@ class RecommenderBase:
     # ------------------------------------------------------------------ lookups
     @property
     def search(self) -> str:
-        """``"exact"``, or ``"approximate: n_probe of n_lists clusters"``."""
-        if self.approximate is None or self.user_clusters is None:
+        """``"exact"``, or ``"approximate: n_probe of n_lists clusters"`` (of ``related``)."""
+        if self.approximate is None or self.product_clusters is None:
             return "exact"
-        return f"approximate: {self.approximate.n_probe} of {self.user_clusters.n_lists} clusters"
+        n_lists = self.product_clusters.n_lists
+        return f"approximate: {self.approximate.n_probe} of {n_lists} clusters"
 
     @property
     def n_products(self) -> int:

@@ -1,25 +1,25 @@
-"""Approximate candidate search for large catalogues: an inverted file over product vectors.
+"""Approximate candidate search for related products: an inverted file over product vectors.
 
-Every exact query scores all products; at 100k products that scan is most of a query's time.
-With :class:`ApproximateSearch` the :class:`~kg.query.Recommender` scores only candidates:
+An exact ``related`` query scores all products; at 100k products that scan is most of its
+time. With :class:`ApproximateSearch` the :class:`~kg.query.Recommender` scores only
+candidates:
 
 * the products of the ``n_probe`` clusters (of ``n_lists``, k-means) whose centroids score
-  best against the query vector: the fusion model's augmented user vector for personalised
-  queries (whose dot product with a product's augmented vector is the model's dense logit,
-  see :meth:`~kg.query.model_scores.ModelScorer.candidates`), the query product's fused
-  vector for related products;
-* plus the products the sparse and graph terms favour most: the co-occurrence neighbours of
-  the recent history (personalised) or of the query product (related), and the products of
-  the leaf categories and brands of those items (a brand only up to
+  best against the query product's fused vector;
+* plus the products the sparse and graph terms favour most: the query product's co-occurrence
+  neighbours and the products of its leaf category and brand (a brand only up to
   :data:`~kg.query.recommender.BRAND_CANDIDATES` products).
 
-The score of each candidate is the exact formula of :mod:`kg.query.scoring`, except that the
-softmax normaliser of the ``linear`` blend over the products left out is estimated from
-their clusters' centroids. Products outside the candidates are not ranked, so results can
-differ from the exact ones; ``bench/bench_query.py`` measures how often (recall of the exact
-top 10). When a filter leaves fewer than ``k`` candidates the probe doubles until ``k`` are
-found. With ``n_probe = n_lists`` every product is a candidate and the ranking is the exact
-one.
+Each candidate gets its exact score (:mod:`kg.query.scoring`). Products outside the
+candidates are not ranked, so results can differ from the exact ones;
+``bench/bench_query.py`` measures how often (recall of the exact top 10). When a filter
+leaves fewer than ``k`` candidates the probe doubles until ``k`` are found. With
+``n_probe = n_lists`` every product is a candidate and the ranking is the exact one.
+
+Personalised queries (``recommend``, ``cross_category``) are always exact: their candidates
+(the co-occurrence and category neighbourhoods of a history) were large enough that the
+approximate search saved nothing there, and the exact search prunes instead
+(:mod:`kg.query.pruning`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from kg.query.index import concat_ranges
+from gnn.scoring import concat_ranges
 
 __all__ = ["ApproximateSearch", "ClusterIndex"]
 

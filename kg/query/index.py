@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from ingest.tables import GraphTables
 
-__all__ = ["GraphIndex", "build_index", "concat_ranges"]
+__all__ = ["GraphIndex", "build_index"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -276,11 +276,3 @@ def _first_per_product(
     first = np.unique(products[order], return_index=True)[1]
     out[products[order][first]] = values[order][first]
     return out
-
-
-def concat_ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(concatenated arange(lo[i], hi[i]), sizes)``: the positions of several CSR slices."""
-    lo, hi = np.asarray(lo, np.int64), np.asarray(hi, np.int64)
-    sizes = hi - lo
-    starts = np.repeat(lo - (np.cumsum(sizes) - sizes), sizes)
-    return np.arange(int(sizes.sum()), dtype=np.int64) + starts, sizes

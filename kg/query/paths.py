@@ -1,7 +1,7 @@
 """Short typed graph paths from a user's history (or one product) to a product.
 
 The kinds of path, their weights and their length limit are stated in :mod:`kg.query.scoring`.
-:func:`find_paths` works on arrays: the co-occurrence column of the target product is looked
+:class:`PathSearch` works on arrays: the co-occurrence column of the target product is looked
 up once, the history items are matched against it (and against each other's rows for two-hop
 paths), and only the chosen paths are turned into :class:`~kg.query.types.GraphPath` records.
 """
@@ -15,14 +15,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
-from kg.query.index import GraphIndex, concat_ranges
+from gnn.scoring import concat_ranges
+from kg.query.index import GraphIndex
 from kg.query.scoring import ScoreWeights
 from kg.query.types import GraphPath, PathNode, PathStep
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["TWO_HOP_FANOUT", "CoocIndex", "PathSearch", "find_paths"]
+__all__ = ["TWO_HOP_FANOUT", "CoocIndex", "PathSearch"]
 
 #: Default: the intermediate product of a two-hop path is among its source's 32 strongest
 #: co-interaction neighbours.
@@ -285,22 +286,6 @@ class PathSearch:
             self._user_node = PathNode("User", self.user)
         source = int(self.src[k])
         return _build(self.index, source, target, self._user_node, weight, kind, payload)
-
-
-def find_paths(
-    index: GraphIndex,
-    cooc: CoocIndex,
-    weights: ScoreWeights,
-    sources: np.ndarray,
-    target: int,
-    *,
-    user: str | None = None,
-    max_paths: int = 3,
-    max_hops: int = 4,
-) -> list[GraphPath]:
-    """The strongest paths from ``sources`` (latest first) to ``target``; see :class:`PathSearch`."""
-    search = PathSearch(index, cooc, weights, sources, user=user, max_hops=max_hops)
-    return search.paths(target, max_paths)
 
 
 def _append_best(

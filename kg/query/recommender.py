@@ -9,31 +9,32 @@
     rec.explain("u7", "p42")
 
 Everything a query needs is indexed in numpy at load (:mod:`kg.query.index`); each call does a
-few vectorised passes over the products (or, with ``approximate=``, over candidates only:
-:mod:`kg.query.candidates`) and a top-k selection; personalised queries add their graph terms
-only to the products that can reach the top k (:mod:`kg.query.pruning`). Scores:
+few vectorised passes over the products and a top-k selection. Personalised queries take the
+model's score from :class:`gnn.scoring.FusionScorer` and add their graph terms only to the
+products that can reach the top k (:mod:`kg.query.pruning`); ``related`` with
+``approximate=`` scores candidates only (:mod:`kg.query.candidates`). Scores:
 :mod:`kg.query.scoring`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from kg.query import _results as results
 from kg.query.base import RecommenderBase, UserRef
-from kg.query.candidates import ClusterIndex
 from kg.query.paths import PathSearch
 from kg.query.pruning import user_totals
-from kg.query.scoring import Parts, related_scores, user_scores
+from kg.query.relative import relative_scores
+from kg.query.scoring import Parts, related_scores
 from kg.query.types import GraphPath, Recommendation
 
 __all__ = ["BRAND_CANDIDATES", "Recommender"]
 
-#: With approximate search, the products of a recent item's brand join the candidates when the
-#: brand has at most this many.
+#: With approximate search, the products of a product's brand join the candidates of its
+#: related products when the brand has at most this many.
 BRAND_CANDIDATES = 1024
 
 
@@ -252,41 +253,35 @@ class Recommender(RecommenderBase):
         blocked: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """The ``k`` best products by the personalised score: ``(indices, scores, terms)``."""
-        m = self._model_users.get(user_id) if user_id is not None else None
-        clusters = self.user_clusters
-        extra = None if clusters is None else self._graph_candidates(history, allowed)
-
-        def score(n_probe: int) -> tuple[np.ndarray | None, np.ndarray, Parts]:
-            if clusters is None:
-                relative = self.scorer.relative_scores(history, m)
-                return user_totals(
-                    self.index, self.weights, relative, history, k, allowed=allowed, blocked=blocked
-                )
-            products, relative = self.scorer.candidates(history, m, clusters, n_probe, extra)
-            total, parts = user_scores(
-                self.index, self.weights, relative, history, allowed=allowed, products=products
-            )
-            results.leave_out(total, products, blocked)
-            return products, total, parts
-
-        return self._widening(score, clusters, k)
+        user_index = self._model_users.get(user_id) if user_id is not None else None
+        m = relative_scores(self.scorer, history, user_index)
+        products, total, parts = user_totals(
+            self.index, self.weights, m, history, k, allowed=allowed, blocked=blocked
+        )
+        local = results.top_k(total, k)
+        top = local if products is None else products[local]
+        return top, total[local], parts(local)
 
     def _rank_related(
         self, i: int, k: int, same_category: bool | None, blocked: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """The ``k`` best products by the related score to product ``i``: ``(indices, scores,
-        terms)``."""
+        terms)``.
+
+        Exact search scores every product. With
+        :class:`~kg.query.candidates.ApproximateSearch` it scores the members of the clusters
+        probed and :meth:`_related_candidates`; when fewer than ``k`` of them may be ranked (a
+        category filter, exclusions), the probe doubles until ``k`` are found or every
+        cluster is probed."""
         ix, clusters, v = self.index, self.product_clusters, self.vectors[i]
         mask = None
         if same_category is not None:
             same = np.zeros(ix.n_categories + 1, bool)
             same[ix.leaf[i]] = ix.leaf[i] < ix.n_categories
             mask = _category_filter(same, same_category)
-        extra = None
-        if clusters is not None:
-            extra = np.concatenate([self.cooc.row(i)[0], self._graph_candidates(np.array([i]))])
-
-        def score(n_probe: int) -> tuple[np.ndarray | None, np.ndarray, Parts]:
+        extra = None if clusters is None else self._related_candidates(i)
+        n_probe = 0 if self.approximate is None else self.approximate.n_probe
+        while True:
             products = None
             if clusters is None:
                 cos = self.vectors @ v
@@ -296,25 +291,6 @@ class Recommender(RecommenderBase):
             results.leave_out(total, products, blocked)
             if mask is not None:
                 total += np.take(mask, ix.leaf if products is None else ix.leaf[products])
-            return products, total, parts
-
-        return self._widening(score, clusters, k)
-
-    def _widening(
-        self,
-        score: Callable[[int], tuple[np.ndarray | None, np.ndarray, Parts]],
-        clusters: ClusterIndex | None,
-        k: int,
-    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        """Top ``k`` of ``score(n_probe) -> (products or None for all, total, parts)``.
-
-        Exact search (``clusters`` is ``None``) scores once. With
-        :class:`~kg.query.candidates.ApproximateSearch`, when fewer than ``k`` candidates may be
-        ranked (a category filter, exclusions), the probe doubles until ``k`` are found or
-        every cluster is probed."""
-        n_probe = 0 if self.approximate is None else self.approximate.n_probe
-        while True:
-            products, total, parts = score(n_probe)
             local = results.top_k(total, k)
             if clusters is None or local.size >= k or n_probe >= clusters.n_lists:
                 break
@@ -322,26 +298,19 @@ class Recommender(RecommenderBase):
         top = local if products is None else products[local]
         return top, total[local], parts(local)
 
-    def _graph_candidates(
-        self, history: np.ndarray, allowed: np.ndarray | None = None
-    ) -> np.ndarray:
-        """Products the graph terms favour most: those of the leaf categories and brands of
-        the ``n_recent`` latest items of ``history`` (a leaf only when ``allowed``, a brand
-        only when it has at most :data:`BRAND_CANDIDATES` products); a product can appear
-        twice."""
+    def _related_candidates(self, i: int) -> np.ndarray:
+        """Products the related graph terms favour most, which join the probed clusters'
+        members in approximate search: product ``i``'s co-occurrence neighbours, the products
+        of its leaf category, and of its brand when it has at most :data:`BRAND_CANDIDATES`
+        (a product can appear twice)."""
         ix = self.index
-        recent = history[::-1][: self.weights.n_recent]
-        leaves = np.unique(ix.leaf[recent])
-        leaves = leaves[leaves < ix.n_categories]
-        if allowed is not None:  # e.g. cross-category: the history's own leaves are left out
-            leaves = leaves[allowed[leaves]]
-        groups = [ix.products_of_leaf(c) for c in leaves.tolist()]
-        for b in np.unique(ix.brand[recent]).tolist():
-            members = ix.products_of_brand(b)
-            if b < ix.n_brands and members.size <= BRAND_CANDIDATES:
-                groups.append(members)
-        groups = [g for g in groups if g.size]
-        return np.concatenate(groups) if groups else np.zeros(0, np.int64)
+        groups = [self.cooc.row(i)[0]]
+        leaf, brand = int(ix.leaf[i]), int(ix.brand[i])
+        if leaf < ix.n_categories:
+            groups.append(ix.products_of_leaf(leaf))
+        if brand < ix.n_brands and ix.products_of_brand(brand).size <= BRAND_CANDIDATES:
+            groups.append(ix.products_of_brand(brand))
+        return np.concatenate(groups)
 
     def _related_total(
         self, i: int, cos: np.ndarray, products: np.ndarray | None = None

@@ -1,7 +1,7 @@
 """One user's ``m(u, ·)``, whole or only where it reaches a threshold.
 
-``m(u, j)`` is the model's blended score of product ``j`` divided by the best product's
-(:meth:`~kg.query.model_scores.ModelScorer.relative`). The pruned ranking
+``m(u, j)`` is the model's final score of product ``j`` divided by the best product's
+(:meth:`gnn.scoring.FusionScorer.relative`). The pruned ranking
 (:mod:`kg.query.pruning`) only needs the products with ``m >= θ``. For a model without
 similarity terms those come from ``m`` of every product, which costs one ``(P, d)`` scan.
 
@@ -29,14 +29,15 @@ from collections.abc import Callable
 
 import numpy as np
 
+from gnn.scoring import FusionScorer, row_dots, to_ratio
+
 __all__ = [
     "MAX_SUPERSET",
     "Dense",
     "RelativeScores",
     "SimilarityBound",
     "Where",
-    "row_dots",
-    "to_ratio",
+    "relative_scores",
 ]
 
 #: :class:`SimilarityBound` gives up (the caller scores every product) when more than this
@@ -46,23 +47,6 @@ MAX_SUPERSET = 1 / 8
 Where = Callable[[np.ndarray], np.ndarray]
 #: Margin of the bound for float32 rounding (log scores are at most a few tens).
 _TOLERANCE = 1e-4
-
-
-def row_dots(matrix: np.ndarray, vector: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-    """``matrix[rows] @ vector`` (all rows when ``rows`` is ``None``), float32.
-
-    Each row's dot product is rounded the same whichever rows are asked: numpy's einsum loop
-    runs per row. A BLAS matrix-vector product does not promise that (OpenBLAS computes the
-    last rows of a block differently), and it is only about 25% faster here.
-    """
-    return np.einsum("ij,j->i", matrix if rows is None else matrix[rows], vector)
-
-
-def to_ratio(x: np.ndarray) -> np.ndarray:
-    """``exp(x - max x)`` in place: log scores to ratios to the best (float32)."""
-    top = float(x.max())
-    x -= top
-    return np.exp(x, out=x)
 
 
 class RelativeScores:
@@ -186,3 +170,23 @@ class SimilarityBound(RelativeScores):
             self.z[new] = self.base[new] + row_dots(self.matrix, self.profile, new)
             self.known[new] = True
         return self.z[products]
+
+
+def relative_scores(
+    scorer: FusionScorer, history: np.ndarray, user_index: int | None = None
+) -> RelativeScores:
+    """One user's ``m``: with similarity terms a :class:`SimilarityBound` that computes them
+    only for the products that can reach a threshold; without, every product's (:class:`Dense`).
+
+    Args:
+        scorer: the model's scorer.
+        history: product indices, oldest first.
+        user_index: the user's index in the model (``None`` for a new user).
+    """
+    profile = scorer.profile(history)
+    if profile is None:
+        return Dense(scorer.relative(history, user_index))
+    assert scorer.sim_matrix is not None
+    return SimilarityBound(
+        scorer.base(history, user_index), scorer.sim_matrix, profile, scorer.sim_blocks
+    )

@@ -24,9 +24,9 @@ Graph terms, each in ``[0, 1]``:
 the user's last ``n_recent`` items, with recency weights ``r_k = γ^k / Σ_k' γ^k'``::
 
     m(u, j)  = p(u, j) / max_j' p(u, j')     p = the fusion model's final distribution
-                                              (FusionRecommender.score_histories: GNN softmax
-                                              blended with co-occurrence, plus the text / KGE
-                                              similarity terms)
+                                              (gnn.scoring: GNN softmax blended with
+                                              co-occurrence, plus the text / KGE similarity
+                                              terms)
     ba(u, j) = Σ_k r_k · [brand(h_k) = brand(j)]      brand affinity
     cp(u, j) = Σ_k r_k · cat(leaf(h_k), leaf(j))      category proximity to recent items
     s(u, j)  = w_model · m(u, j) + w_brand · ba(u, j) + w_category · cp(u, j)
@@ -301,7 +301,7 @@ def user_scores(
         index: the graph index.
         weights: the weights.
         m: ``(P,)`` float32 ``m(u, ·)``: the model's blended distribution divided by its
-            maximum (:meth:`~kg.query.model_scores.ModelScorer.relative`); or ``(n,)``, of
+            maximum (:meth:`gnn.scoring.FusionScorer.relative`); or ``(n,)``, of
             ``products``.
         history: the user's product indices, oldest first.
         allowed: ``(C + 1,)`` bool, the categories whose products may be ranked (sentinel

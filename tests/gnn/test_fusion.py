@@ -1,5 +1,5 @@
 """The fusion model on the synthetic ``tiny`` shop: graph building, planted preferences,
-ablation switches, cold-start histories, features, and exact save/load."""
+ablation switches, cold-start histories, features, the numpy scorer, and exact save/load."""
 
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ from safetensors.torch import load_file
 from gnn.baselines import ContentRecency, MostPopular, RandomScorer
 from gnn.evaluate import evaluate
 from gnn.features import align_rows, kge_features, text_features
-from gnn.fusion import FusionRecommender, history_matrix
-from gnn.fusion_blend import FinalWeights, final_log_scores
-from gnn.graph import build_hetero, load_id_maps, save_id_maps
+from gnn.fusion import FusionRecommender
+from gnn.fusion_io import FusionArrays, read_fusion
+from gnn.graph import build_hetero
 from gnn.model import FusionConfig
+from gnn.scoring import FinalWeights, FusionScorer, history_matrix, softmax
 from gnn.similarity import reduce_features
 from gnn.splits import Split, leave_one_out
 from ingest.sources.synthetic import SyntheticConfig, generate_shop
@@ -89,12 +90,11 @@ def test_hetero_graph_uses_train_pairs_only(shop: GraphTables, split: Split) -> 
     assert w.min() >= 1 and int(w.sum()) <= sum(max(s.size - 1, 0) for s in split.train_sequences)
 
 
-def test_hetero_switches_and_id_maps(shop: GraphTables, split: Split, tmp_path: Path) -> None:
+def test_hetero_switches_and_ids(shop: GraphTables, split: Split) -> None:
     data = build_hetero(shop, split, interactions=False, transitions=False, catalogue=False)
     assert data.edge_types == [] and set(data.node_types) == {"user", "product"}
     full = build_hetero(shop, split)
-    maps = load_id_maps(save_id_maps(full, tmp_path / "ids.json"))
-    assert maps["product"] == split.item_ids and maps["user"] == split.user_ids
+    assert full["product"].ids == split.item_ids and full["user"].ids == split.user_ids
 
 
 def test_hetero_refuses_other_products(shop: GraphTables, split: Split) -> None:
@@ -122,19 +122,91 @@ def test_recovers_planted_preferences(fitted: FusionRecommender, split: Split) -
 def test_scores_shape_and_history_cold_start(fitted: FusionRecommender, split: Split) -> None:
     users = np.array([0, 3, 7])
     scores = fitted.score(users, split, "test")
-    assert scores.shape == (3, split.n_items)
-    assert torch.allclose(scores.sum(1), torch.ones(3), atol=1e-4)  # a distribution per user
+    assert scores.shape == (3, split.n_items) and scores.dtype == np.float32
+    assert np.allclose(scores.sum(1), 1.0, atol=1e-4)  # a distribution per user
     # A new user given only a product list scores like a known user with that history.
     history = split.history("test")
     again = fitted.score_histories([history[u] for u in users])
-    assert torch.allclose(scores, again)
+    assert np.allclose(scores, again)
     empty = fitted.score_histories([np.zeros(0, np.int64)])
-    assert torch.isfinite(empty).all()
+    assert np.isfinite(empty).all()
 
 
 def test_history_matrix_latest_first() -> None:
     m = history_matrix([np.array([1, 2, 3]), np.zeros(0, np.int64)], 2)
     assert m.tolist() == [[3, 2], [-1, -1]]
+
+
+def test_numpy_user_vectors_are_the_networks(fitted: FusionRecommender, split: Split) -> None:
+    # the one scorer's user side is the network's, which training differentiates
+    module = fitted.module
+    assert module is not None and fitted.product_vectors is not None
+    histories = [split.train_sequences[u] for u in range(20)] + [np.zeros(0, np.int64)]
+    hist = history_matrix(histories, fitted.config.history_len)
+    with torch.no_grad():
+        product = torch.as_tensor(fitted.product_vectors)
+        want = module.user_vectors(product, torch.as_tensor(hist))
+        logits = module.scores(want, product)
+    scorer = fitted.scorer()
+    got = scorer.user_vectors(hist)
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-5, atol=1e-5)
+    dense = scorer.parts(histories).dense + scorer.bias
+    np.testing.assert_allclose(dense, logits.numpy(), rtol=1e-4, atol=1e-4)
+    one = scorer.user_vector(histories[3])
+    np.testing.assert_allclose(one, got[3], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "weights",
+    [FinalWeights(), FinalWeights("linear", 0.5), FinalWeights("log", 0.6),
+     FinalWeights("linear", 0.3, {"text": 2.0}), FinalWeights("log", 0.4, {"text": 1.0})],
+    ids=["gnn", "linear", "log", "linear-text", "log-text"],
+)  # fmt: skip
+def test_one_user_and_a_batch_score_alike(
+    fitted: FusionRecommender, split: Split, text: np.ndarray, weights: FinalWeights
+) -> None:
+    """The query layer scores one user with 1-D arrays, evaluation a batch with 2-D: the same
+    steps (gnn.scoring), the same ranking, and the module docstring's formula."""
+    arrays = fitted.arrays()
+    arrays.similarity = {"text": reduce_features(text, 8)}
+    scorer = FusionScorer(arrays, weights)
+    histories = [split.train_sequences[u] for u in range(0, 60, 3)]
+    batch = scorer.score_histories(histories)
+    for h, row in zip(histories, batch, strict=True):
+        one = _distribution(scorer, h)
+        np.testing.assert_allclose(one, row, rtol=2e-4, atol=1e-7)
+        assert np.array_equal(
+            np.argsort(-one, kind="stable")[:10], np.argsort(-row, kind="stable")[:10]
+        )
+    # the formula, written out in float64
+    h = histories[5]
+    a = arrays
+    recent = h[::-1][: a.history_len]
+    w = np.exp(a.position_logits[: recent.size] - a.position_logits[: recent.size].max())
+    u = a.history_proj_weight @ (w / w.sum() @ a.product_vectors[recent]) + a.history_proj_bias
+    logits = a.product_vectors.astype(np.float64) @ u + a.item_bias
+    p = np.exp(logits - logits.max())
+    p /= p.sum()
+    cfg = a.cooc_config
+    last = h[::-1][: cfg["n_recent"]]
+    votes = sum(cfg["recency_decay"] ** k * a.cooc[j].toarray()[0] for k, j in enumerate(last))
+    counts = votes + cfg["popularity_weight"] * a.popularity + 1e-12
+    q = counts / counts.sum()
+    beta = weights.beta
+    if beta == 0:
+        z = np.log(p)
+    elif weights.mode == "log":
+        z = (1 - beta) * np.log(p) + beta * np.log(q)
+    else:
+        z = np.log((1 - beta) * p + beta * q)
+    tau = weights.similarity.get("text", 0.0)
+    c = arrays.similarity["text"].astype(np.float64)
+    profile = sum(
+        a.similarity_decay**k * c[j] for k, j in enumerate(h[::-1][: a.similarity_recent])
+    )
+    z = z + tau * (c @ profile)
+    want = np.exp(z - z.max())
+    np.testing.assert_allclose(batch[5], want / want.sum(), rtol=1e-3, atol=1e-7)
 
 
 def test_save_load_identical_scores(
@@ -146,39 +218,65 @@ def test_save_load_identical_scores(
         "model.safetensors",
         "id_maps.json",
     }
-    loaded = FusionRecommender.load(tmp_path / "m", device="cpu")
     users = split.eval_users("test")
-    assert torch.equal(fitted.score(users, split, "test"), loaded.score(users, split, "test"))
+    expected = fitted.score(users, split, "test")
+    # the one reader: numpy arrays, for scoring
+    scorer = FusionScorer.load(tmp_path / "m")
+    assert scorer.matches(split)
+    assert np.array_equal(scorer.score(users, split, "test"), expected)
+    assert scorer.fit(split) is scorer
+    # and the network rebuilt from them, for further training
+    loaded = FusionRecommender.load(tmp_path / "m", device="cpu")
+    assert np.array_equal(loaded.score(users, split, "test"), expected)
     assert loaded.matches(split)
-    # Its message-passing layers are not built yet (scoring does not need them), but its
-    # weights are whole, and saving it again writes the same tensors.
     assert loaded.module is not None and fitted.module is not None
-    assert len(loaded.module.convs) == 0 < len(fitted.module.convs)
     _assert_same_state(loaded.module.state_dict(), fitted.module.state_dict())
     resaved = load_file(str(loaded.save(tmp_path / "again") / "model.safetensors"))
     _assert_same_state(resaved, load_file(str(tmp_path / "m" / "model.safetensors")))
-    # The loaded network builds them when run, and recomputes the same vectors from the
-    # stored graph and features.
+    # It recomputes the same vectors from the stored graph and features, and trains on.
     loaded._finish()
-    assert len(loaded.module.convs) == len(fitted.module.convs)
-    _assert_same_state(loaded.module.state_dict(), fitted.module.state_dict())
-    assert torch.allclose(loaded.product_vectors, fitted.product_vectors, atol=1e-5)
+    assert fitted.product_vectors is not None and loaded.product_vectors is not None
+    np.testing.assert_allclose(loaded.product_vectors, fitted.product_vectors, atol=1e-5)
+    opt = torch.optim.Adam(loaded.module.parameters(), lr=1e-2)
+    hist = history_matrix([split.train_sequences[u][:-1] for u in range(50)], 10)
+    target = np.array([[u, split.train_sequences[u][-1]] for u in range(50)])
+    before = loaded.module.item_bias.detach().clone()
+    loss = loaded._epoch(hist, target, np.random.default_rng(0), opt, torch.device("cpu"))
+    assert np.isfinite(loss) and not torch.equal(loaded.module.item_bias, before)
 
 
-def test_loading_for_scoring_does_not_import_pyg(fitted: FusionRecommender, tmp_path: Path) -> None:
-    # importing PyTorch Geometric is most of a CLI query's start-up; scoring does not need it
+def test_scoring_imports_neither_torch_nor_kg(fitted: FusionRecommender, tmp_path: Path) -> None:
+    # importing PyTorch is seconds of a CLI query's start-up; scoring does not need it
     folder = fitted.save(tmp_path / "m")
     script = (
         "import sys, numpy as np\n"
-        "from gnn.fusion import FusionRecommender\n"
-        f"m = FusionRecommender.load({str(folder)!r}, device='cpu')\n"
+        "from gnn.scoring import FusionScorer\n"
+        f"m = FusionScorer.load({str(folder)!r})\n"
         "p = m.score_histories([np.array([0, 1])])\n"
-        "print(tuple(p.shape), 'torch_geometric' in sys.modules)\n"
+        "print(p.shape[1], [m for m in ('torch', 'kg') if m in sys.modules])\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     ).stdout
-    assert out.split() == ["(1,", f"{fitted.shape[1]})", "False"]
+    assert out.split() == [str(fitted.shape[1]), "[]"]
+
+
+def test_gnn_does_not_import_kg() -> None:
+    # imports run one way: ingest <- gnn <- kg
+    script = (
+        "import importlib, pkgutil, sys\n"
+        "import gnn, gnn.baselines\n"
+        "for pkg in (gnn, gnn.baselines):\n"
+        "    for m in pkgutil.iter_modules(pkg.__path__, pkg.__name__ + '.'):\n"
+        "        importlib.import_module(m.name)\n"
+        "print(sorted(m for m in sys.modules if m == 'kg' or m.startswith('kg.')))\n"
+        "print(len([m for m in sys.modules if m.startswith('gnn.')]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout.split("\n")
+    assert out[0] == "[]"
+    assert int(out[1]) >= 20  # every module of gnn was imported
 
 
 def _assert_same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
@@ -190,6 +288,11 @@ def test_load_refuses_other_models(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text('{"model": "bpr_mf", "format_version": 1}')
     with pytest.raises(ValueError, match="reads model 'fusion'"):
         FusionRecommender.load(tmp_path)
+    with pytest.raises(ValueError, match="reads model 'fusion' format 1"):
+        FusionArrays.load(tmp_path)
+    (tmp_path / "config.json").write_text('{"model": "fusion", "format_version": 0}')
+    with pytest.raises(ValueError, match="format 0"):
+        read_fusion(tmp_path)
 
 
 def test_blend_chosen_on_validation(shop: GraphTables, split: Split, text: np.ndarray) -> None:
@@ -201,7 +304,7 @@ def test_blend_chosen_on_validation(shop: GraphTables, split: Split, text: np.nd
         similarity_grid=(0.0,),
         **{**FAST, "max_epochs": 4},
     ).fit(split, seed=1, show_progress=False)
-    assert model.similarity is None and model.similarity_weights == {}
+    assert model.similarity == {} and model.similarity_weights == {}
     tried = {(mode, beta): ndcg for mode, beta, ndcg in model.fit_info["blend_curve"]}
     assert set(tried) == {
         ("linear", 0.0),
@@ -226,8 +329,8 @@ def test_similarity_terms_chosen_on_validation(
         similarity_dim=6,
         **{**FAST, "max_epochs": 2},
     ).fit(split, seed=0, show_progress=False)
-    assert model.similarity is not None and model.similarity.names == ["kge", "text"]
-    assert model.similarity.vectors["text"].shape == (split.n_items, 6)
+    assert sorted(model.similarity) == ["kge", "text"]
+    assert model.similarity["text"].shape == (split.n_items, 6)
     trials = model.fit_info["weight_trials"]
     tried_taus = {(t["similarity"]["text"], t["similarity"]["kge"]) for t in trials}
     assert {(0.0, 1.0), (0.0, 4.0)} <= tried_taus  # kge searched first, text still 0
@@ -238,23 +341,23 @@ def test_similarity_terms_chosen_on_validation(
         and {k: v for k, v in t["similarity"].items() if v} == model.similarity_weights
     ]
     assert chosen and chosen[0] == max(t["ndcg@10"] for t in trials)
-    # The final score is softmax(final_log_scores(parts)), and the terms change the ranking.
+    # The final score is softmax(log_scores(parts)) (what the weight search recombines), and
+    # the terms change the ranking.
     model.similarity_weights = {"text": 4.0}
     histories = [split.train_sequences[u] for u in range(5)]
-    p, q, sims = model.score_parts(histories)
-    expected = torch.softmax(
-        final_log_scores(p, q, sims, FinalWeights(model.blend_mode, model.blend, {"text": 4.0})),
-        dim=1,
-    )
+    scorer = model.scorer()
+    parts = scorer.parts(histories, similarity=["kge", "text"])
+    weights = FinalWeights(model.blend_mode, model.blend, {"text": 4.0})
+    expected = softmax(scorer.log_scores(parts, weights))
     got = model.score_histories(histories)
-    assert torch.allclose(got, expected, atol=1e-6)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
     model.similarity_weights = {}
-    assert not torch.allclose(model.score_histories(histories), got, atol=1e-3)
+    assert not np.allclose(model.score_histories(histories), got, atol=1e-3)
     # Saved and loaded with the terms and their weights: identical scores.
     model.similarity_weights = {"text": 4.0, "kge": 1.0}
-    loaded = FusionRecommender.load(model.save(tmp_path / "m"), device="cpu")
-    assert loaded.similarity_weights == {"text": 4.0, "kge": 1.0}
-    assert torch.allclose(loaded.score_histories(histories), model.score_histories(histories))
+    loaded = FusionScorer.load(model.save(tmp_path / "m"))
+    assert loaded.weights.similarity == {"text": 4.0, "kge": 1.0}
+    assert np.array_equal(loaded.score_histories(histories), model.score_histories(histories))
 
 
 def test_reduce_features_keeps_missing_rows_empty() -> None:
@@ -304,7 +407,7 @@ def test_seeded_training_is_reproducible(shop: GraphTables, split: Split, text: 
     b = FusionRecommender(shop, text=text, use_kge=False, **cfg).fit(
         split, seed=5, show_progress=False
     )
-    assert torch.equal(a.product_vectors, b.product_vectors)
+    assert np.array_equal(a.product_vectors, b.product_vectors)
 
 
 # --------------------------------------------------------------------------- features
@@ -326,7 +429,7 @@ def test_kge_features_from_artifact(split: Split, tmp_path: Path) -> None:
         config={"model": "transe", "data": {"fingerprint": "x"}},
     )
     emb.save(tmp_path / "kge")
-    vectors, info = kge_features(tmp_path / "kge", split.item_ids)
+    vectors, info = kge_features(KGEmbeddings.load(tmp_path / "kge"), split.item_ids)
     assert vectors.shape == (split.n_items, 4)
     assert info["missing"] == split.n_items - 5 and info["fingerprint"] == "x"
     assert np.allclose(np.linalg.norm(vectors[:5], axis=1), 1.0)
@@ -338,3 +441,9 @@ def test_content_recency_beats_random(split: Split, text: np.ndarray) -> None:
     assert _ndcg(scorer, split) > 2 * rand
     chosen = scorer.tune(split, n_recent=(1, 3), recency_decay=(0.5,))
     assert chosen["n_recent"] in (1, 3) and len(chosen["tried"]) == 2
+
+
+def _distribution(scorer: FusionScorer, history: np.ndarray) -> np.ndarray:
+    """One user's final distribution as the query layer computes it (1-D arrays)."""
+    m = scorer.relative(history)
+    return m * np.float32(1.0 / float(m.sum(dtype=np.float64)))

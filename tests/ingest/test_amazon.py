@@ -49,7 +49,9 @@ def test_category_split_keeps_names_with_comma_space() -> None:
 
 def test_reads_fixture() -> None:
     g = read_amazon(DATA, show_progress=False)
-    assert g.meta == {"source": "amazon", "path": str(DATA), "name": "Tiny"}
+    assert g.meta == {
+        "source": "amazon", "path": str(DATA), "name": "Tiny", "category_separator": ",",
+    }  # fmt: skip
     products = {r["id"]: r for r in g.products.to_pylist()}
     assert list(products) == ["0", "1", "2", "3"]
     assert products["0"]["title"] == "Caliper & Gauge Set."

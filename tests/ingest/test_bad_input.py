@@ -1,4 +1,5 @@
-"""Malformed inputs of every source, through ``kgrec ingest`` into the real Neo4j (issue 19).
+"""Malformed inputs of every source (Amazon, CSV, KGAT, RecBole, synthetic configs), through
+``kgrec ingest`` into the real Neo4j (issue 19).
 
 Each case is a copy of a good fixture with one thing broken. ``kgrec ingest`` must answer with
 exit status 1 and one line on stderr that names the file (and the line or record where the
@@ -29,6 +30,8 @@ DATA = Path(__file__).parent / "data"
 AMAZON_ITEMS = json.loads((DATA / "amazon" / "Tiny.item.json").read_text())
 AMAZON_INTER = json.loads((DATA / "amazon" / "Tiny.inter.json").read_text())
 LONG = "x" * 200_000  # over the 131,072-character field limit
+_INTER = (DATA / "recbole" / "Tiny.inter").read_text()
+_ITEM = (DATA / "recbole" / "Tiny.item").read_text()
 
 
 @dataclass(frozen=True)
@@ -203,6 +206,24 @@ CASES = [
          ("kg_final.txt:2", "relation id not in relation_list.txt")),
     Case("kgat-id-too-long", "kgat", {"train.txt": "0 0 1\n1 1234567890123456789\n"},
          ("train.txt:2", "not a non-negative integer id")),
+    # ------------------------------------------------------------------- RecBole atomic files
+    Case("recbole-no-inter-file", "recbole", {"Tiny.inter": _remove("Tiny.inter")}, ("no *.inter",)),
+    Case("recbole-bad-header-type", "recbole", {"Tiny.inter": "user_id:token\titem_id:blob\nu1\ti1\n"},
+         ("Tiny.inter:1", "header field is not name:type")),
+    Case("recbole-no-user-field", "recbole", {"Tiny.inter": "item_id:token\ni1\n"},
+         ("Tiny.inter:1", "lacks required field 'user_id'")),
+    Case("recbole-unknown-item", "recbole", {"Tiny.inter": _INTER + "u1\ti9\t1\t978301100\ts9\n"},
+         ("Tiny.inter:8", "unknown item", "'i9'")),
+    Case("recbole-rating-text", "recbole", {"Tiny.inter": _INTER + "u1\ti2\tgood\t978301100\ts9\n"},
+         ("Tiny.inter:8", "rating is not a finite number")),
+    Case("recbole-timestamp-overflow", "recbole", {"Tiny.inter": _INTER + "u1\ti2\t1\t1e30\ts9\n"},
+         ("Tiny.inter:8", "outside the int64 range")),
+    Case("recbole-not-utf8", "recbole", {"Tiny.inter": _INTER.encode() + b"u1\ti2\t1\t5\tcaf\xe9\n"},
+         ("Tiny.inter:8", "not UTF-8")),
+    Case("recbole-field-too-long", "recbole", {"Tiny.item": _ITEM + f"i5\t{LONG}\t\t\t\t\n"},
+         ("Tiny.item:6", "131,072-character limit")),
+    Case("recbole-field-count", "recbole", {"Tiny.inter": _INTER + "u1\ti2\n"},
+         ("Tiny.inter:8", "expected 5 fields")),
     # ------------------------------------------------------------------- synthetic config
     Case("synthetic-malformed-toml", "synthetic", {"shop.toml": "preset = \"tiny\"\nn_products = \n"},
          ("shop.toml:2", "malformed TOML")),
@@ -238,9 +259,9 @@ def _prepare(case: Case, tmp_path: Path) -> list[str]:
             "csv",
             *(f"--{n}={folder / f'{n}.csv'}" for n in ("products", "interactions", "categories")),
         ]
-    elif case.source == "kgat":
-        shutil.copytree(DATA / "kgat", folder)
-        args = ["kgat", str(folder)]
+    elif case.source in ("kgat", "recbole"):
+        shutil.copytree(DATA / case.source, folder)
+        args = [case.source, str(folder)]
     else:
         folder.mkdir()
         (folder / "shop.toml").write_text('preset = "tiny"\n')
@@ -276,7 +297,7 @@ def loaded(neo4j_driver, neo4j_server):
 
 def test_there_are_enough_cases() -> None:
     assert len(CASES) >= 40
-    assert {c.source for c in CASES} == {"amazon", "csv", "kgat", "synthetic"}
+    assert {c.source for c in CASES} == {"amazon", "csv", "kgat", "recbole", "synthetic"}
     assert len({c.name for c in CASES}) == len(CASES)
 
 

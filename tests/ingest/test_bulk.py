@@ -119,12 +119,14 @@ def schema_rules(driver: Any) -> dict[str, list[str]]:
 def test_csv_files_keep_nulls_apart_from_empty_strings(tmp_path: Path) -> None:
     files = write_import_csv(tricky_tables(), tmp_path, show_progress=False)
     products = (tmp_path / "nodes-products.csv").read_text().splitlines()
-    assert products[0] == "id:ID(Product),title,description,price:double"
-    # an empty string is quoted, a null is an empty field; floats as text Java parses back
-    assert '"q1","",,"NaN"' in products and '"q5",,"",' in products
+    assert products[0] == "id:ID(Product),title,description,price:double,seq:long"
+    # an empty string is quoted, a null is an empty field; floats as text Java parses back;
+    # seq 0 marks batch-loaded rows (ingest.events)
+    assert '"q1","",,"NaN",0' in products and '"q5",,"",,0' in products
     interactions = (tmp_path / "rels-interactions.csv").read_text().splitlines()
     assert interactions[0] == (
-        ":START_ID(User),:END_ID(Product),user_id,order:long,ts:long,kind,weight:double,split"
+        ":START_ID(User),:END_ID(Product),user_id,order:long,ts:long,kind,weight:double,split,"
+        "seq:long"
     )
     assert files.rows["rels-interactions.csv"] == 3003
     assert {p.name for p in files.multiline} == {

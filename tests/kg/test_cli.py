@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
+import inspect
 import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -130,3 +133,70 @@ def test_external_server_is_used_and_never_started(
     assert bad.stderr.strip().endswith(
         "Neo4j rejected the user name or password (check NEO4J_USERNAME/NEO4J_PASSWORD)"
     )
+
+
+def _parse(*args: str) -> argparse.Namespace:
+    from kg.cli import _register_extras, build_parser
+
+    _register_extras()
+    return build_parser().parse_args(list(args))
+
+
+def test_cli_defaults_are_the_config_defaults(tmp_path: Path) -> None:
+    """``kgrec embed``, ``train`` and ``serve`` take their defaults from the configuration
+    dataclasses: an option default that differs from its dataclass field fails here."""
+    from gnn.model import FusionConfig
+    from gnn.pipeline import train_fusion
+    from kg.cli_embed import EMBED_CONFIG
+    from kg.cli_options import config_from_args
+    from kg.cli_train import _config
+    from kg.embeddings.train import EmbedConfig
+    from kg.query.candidates import ApproximateSearch
+    from kg.serve_limits import HttpLimits
+    from kg.serve_run import ServeConfig
+
+    out = ["--out", str(tmp_path / "x")]
+    args = _parse("train", *out)
+    assert _config(args) == FusionConfig(use_kge=False)
+    assert args.seed == inspect.signature(train_fusion).parameters["seed"].default
+    assert config_from_args(EMBED_CONFIG, _parse("embed", *out)) == EmbedConfig()
+    args = _parse("serve", "--model", "m")
+    assert config_from_args(ServeConfig, args) == ServeConfig()
+    assert config_from_args(HttpLimits, args) == HttpLimits()
+    assert config_from_args("kg.query.candidates:ApproximateSearch", args) == ApproximateSearch()
+    # the help states the dataclass's defaults
+    help_text = " ".join(kgrec("train", "--help").stdout.split())
+    assert f"Adam learning rate (default: {FusionConfig.lr})" in help_text
+    assert f"most epochs (default: {FusionConfig.max_epochs})" in help_text
+    # an option given on the command line wins; a default written into the parser would be
+    # one too, so the comparison above catches a drifted default
+    assert _config(_parse("train", *out, "--lr", "0.5")).lr == 0.5
+    drifted = _parse("train", *out)
+    drifted.lr = FusionConfig.lr * 2
+    assert _config(drifted) != FusionConfig(use_kge=False)
+
+
+def test_names_and_defaults_match_the_python_api() -> None:
+    """The same thing has the same name and default in Python, on the command line and over
+    HTTP: ``k``, ``paths``, ``exclude_seen``, ``max_paths``, ``same_category``."""
+    from kg.query import Recommender
+
+    def defaults(method: Any) -> dict[str, Any]:
+        return {
+            name: p.default
+            for name, p in inspect.signature(method).parameters.items()
+            if p.default is not inspect.Parameter.empty
+        }
+
+    recommend, related = defaults(Recommender.recommend), defaults(Recommender.related)
+    explain = defaults(Recommender.explain)
+    args = _parse("recommend", "u1", "--model", "m")
+    assert (args.k, args.exclude_seen, args.paths) == (
+        recommend["k"], recommend["exclude_seen"], recommend["paths"],
+    )  # fmt: skip
+    assert not _parse("recommend", "u1", "--model", "m", "--no-exclude-seen").exclude_seen
+    args = _parse("related", "p1", "--model", "m")
+    assert (args.k, args.same_category, args.paths) == (
+        related["k"], related["same_category"], related["paths"],
+    )  # fmt: skip
+    assert _parse("explain", "u1", "p1", "--model", "m").max_paths == explain["max_paths"]

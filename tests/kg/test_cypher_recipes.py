@@ -23,6 +23,7 @@ EXPECTED = {
     "category_neighbourhood",
     "cross_category_paths",
     "fused_neighbours",
+    "product_neighbourhood",
     "related_products",
     "who_bought_also",
 }
@@ -35,6 +36,7 @@ def test_every_recipe_has_a_versioned_header() -> None:
     for r in found:
         assert r.version >= 1 and len(r.description) > 30
         assert set(r.parameters) == r.query_parameters(), r.name  # declared == used
+        assert [p.name for p in r.declared] == list(r.parameters), r.name  # each one typed
         assert recipe(r.name) == r.text and r.text.startswith(f"// name: {r.name}\n")
         # read-only, and no string building of labels or properties from input
         assert not re.search(r"\b(CREATE|MERGE|DELETE|SET|REMOVE|DETACH)\b", r.query), r.name
@@ -157,6 +159,22 @@ def test_who_bought_also(graph: Any, tables: GraphTables) -> None:
     assert len(rows) == K
     assert [r["users"] for r in rows] == sorted(counts.values(), reverse=True)[:K]
     assert all(counts[r["product_id"]] == r["users"] for r in rows)
+
+
+@pytest.mark.neo4j
+def test_product_neighbourhood(graph: Any, tables: GraphTables) -> None:
+    histories = _histories(tables)
+    users = sorted(u for u, h in histories.items() if "p10" in h)
+    k = min(3, len(users) - 1)
+    records, _, _ = graph.execute_query(recipe("product_neighbourhood"), product="p10", k=k)
+    paths = [r["path"] for r in records]
+    assert all(p.start_node["id"] == "p10" for p in paths)
+    ends = Counter(next(iter(p.end_node.labels)) for p in paths)
+    assert ends == {"Category": 1, "Brand": 1, "User": k}  # one chain to the root, k users
+    chain = next(p for p in paths if "Category" in p.end_node.labels)
+    assert [n["level"] for n in chain.nodes[1:]] == list(range(len(chain.nodes) - 1, 0, -1))
+    assert chain.nodes[1]["id"] == _leaf_of(tables)["p10"]
+    assert {p.end_node["id"] for p in paths if "User" in p.end_node.labels} <= set(users)
 
 
 @pytest.mark.neo4j

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from gnn.fusion import FusionRecommender
+from gnn.scoring import FusionScorer
 from ingest.tables import GraphTables
 from kg.query import GraphPath, Recommendation, Recommender, ScoreWeights, UnknownIdError
 from tests.kg.query_helpers import TinyRun
@@ -181,13 +181,13 @@ def test_recommend_excludes_history_and_extra(
 def test_recommend_without_graph_terms_is_the_model_ranking(
     run: TinyRun, tables: GraphTables, rec: Recommender, histories: dict[str, list[str]]
 ) -> None:
-    # the torch model's own scores are the source of truth
-    model = FusionRecommender.load(run.run, device="cpu")
-    plain = Recommender(model, tables, weights=ScoreWeights(brand=0.0, category=0.0))
-    ids = model.node_ids["product"]
+    # the model's final distribution, as evaluation computes it (gnn.scoring)
+    model = FusionScorer.load(run.run)
+    plain = Recommender(model.arrays, tables, weights=ScoreWeights(brand=0.0, category=0.0))
+    ids = model.arrays.node_ids["product"]
     for user in ("u0", "u9"):
         history = np.array([ids.index(p) for p in histories[user]])
-        probs = model.score_histories([history])[0].numpy()
+        probs = model.score_histories([history])[0]
         unseen = probs.copy()
         unseen[history] = -np.inf
         expected = [ids[j] for j in np.argsort(-unseen, kind="stable")[:10]]

@@ -6,10 +6,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import sqlite3
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -17,7 +20,7 @@ from gnn.fusion_io import FusionArrays
 from ingest.tables import GraphTables
 from kg.query import Recommender, ScoreWeights
 from kg.query.answers import (
-    ANSWERS_DIR,
+    ANSWERS_FILE,
     JSON_ENCODER,
     AnswerStore,
     StaleAnswersError,
@@ -67,11 +70,11 @@ def test_stored_answers_are_the_live_ones(rec: Recommender, store: AnswerStore) 
         ("recommend", ix.user_ids),
         ("cross_category", ix.user_ids),
     ):
-        for q, query in enumerate(ids):
+        for query in ids:
             for k in (1, 2, K):
-                assert store.items(op, q, k) == _live(rec, op, query, k), (op, query, k)
+                assert store.items(op, query, k) == _live(rec, op, query, k), (op, query, k)
                 compared += 1
-            assert store.items(op, q, K + 1) is None  # beyond the stored k: live
+            assert store.items(op, query, K + 1) is None  # beyond the stored k: live
     assert compared == 3 * (ix.n_products + 2 * len(ix.user_ids))
 
 
@@ -84,22 +87,22 @@ def clients(rec: Recommender, store: AnswerStore) -> Iterator[tuple[TestClient, 
 @pytest.mark.parametrize(
     "path",
     [
-        "/products/p3/related",
-        "/products/p3/related?k=2",
-        "/products/p3/related?k=20",  # above the stored k: live
-        "/products/p3/related?same_category=true",
-        "/products/p3/related?exclude=p4",
-        "/products/p3/related?paths=true",
+        "/products/p3/related-products",
+        "/products/p3/related-products?k=2",
+        "/products/p3/related-products?k=20",  # above the stored k: live
+        "/products/p3/related-products?same_category=true",
+        "/products/p3/related-products?exclude=p4",
+        "/products/p3/related-products?paths=true",
         "/users/u1/recommendations",
         "/users/u1/recommendations?k=1",
         "/users/u1/recommendations?exclude_seen=false",
         "/users/u1/recommendations?paths=true",
-        "/users/u7/cross-category?k=3",
-        "/users/u7/cross-category?level=1",
-        "/users/u7/cross-category?level=2",
-        "/products/nope/related",
+        "/users/u7/cross-category-recommendations?k=3",
+        "/users/u7/cross-category-recommendations?level=1",
+        "/users/u7/cross-category-recommendations?level=2",
+        "/products/nope/related-products",
         "/users/nope/recommendations",
-        "/users/nope/cross-category",
+        "/users/nope/cross-category-recommendations",
         "/users/u1/recommendations?k=0",
     ],
 )
@@ -124,9 +127,9 @@ def test_default_requests_come_from_the_store(
 ) -> None:
     # The store's reads are replaced by a marker: default requests answer it (nothing is
     # computed live), the others never read the store.
-    reads: list[tuple[str, int, int]] = []
+    reads: list[tuple[str, str, int]] = []
 
-    def marker(op: str, query: int, k: int) -> bytes:
+    def marker(op: str, query: str, k: int) -> bytes:
         reads.append((op, query, k))
         return b'"stored"'
 
@@ -134,15 +137,15 @@ def test_default_requests_come_from_the_store(
     _, client = clients
     p, u = rec.index.product_ids[4], rec.index.user_ids[2]
     for path in (
-        f"/products/{p}/related?k=3",
+        f"/products/{p}/related-products?k=3",
         f"/users/{u}/recommendations",
-        f"/users/{u}/cross-category?level={rec.index.branching_level}",
+        f"/users/{u}/cross-category-recommendations?level={rec.index.branching_level}",
     ):
         assert client.get(path).json()["items"] == ["stored"]
-    assert reads == [("related", 4, 3), ("recommend", 2, 10), ("cross_category", 2, 10)]
+    assert reads == [("related", p, 3), ("recommend", u, 10), ("cross_category", u, 10)]
     for path in (
-        f"/products/{p}/related?paths=true",
-        f"/products/{p}/related?same_category=false",
+        f"/products/{p}/related-products?paths=true",
+        f"/products/{p}/related-products?same_category=false",
         f"/users/{u}/recommendations?categories={rec.index.category_ids[0]}",
         f"/users/{u}/recommendations?exclude_seen=false",
     ):
@@ -151,11 +154,11 @@ def test_default_requests_come_from_the_store(
 
 
 def test_precompute_is_idempotent(rec: Recommender, run_copy: Path, store: AnswerStore) -> None:
-    before = (run_copy / ANSWERS_DIR / "manifest.json").stat().st_mtime_ns
+    before = (run_copy / ANSWERS_FILE).stat().st_mtime_ns
     again = precompute_answers(rec, run_copy, k=K - 2, workers=1, show_progress=False)
     assert again["reused"] is True and again["k"] == K
-    assert (run_copy / ANSWERS_DIR / "manifest.json").stat().st_mtime_ns == before
-    leftovers = [p.name for p in run_copy.iterdir() if p.name.startswith(f".{ANSWERS_DIR}")]
+    assert (run_copy / ANSWERS_FILE).stat().st_mtime_ns == before
+    leftovers = [p.name for p in run_copy.iterdir() if p.name.startswith(f".{ANSWERS_FILE}")]
     assert leftovers == []
 
 
@@ -216,12 +219,12 @@ def test_cli_precompute_and_serve(
     out = _cli(capsys, "precompute", *files, "-k", "3", "--workers", "1", "--no-progress")
     n, users = rec.index.n_products, len(rec.index.user_ids)
     assert f"precomputed {n + 2 * users:,} answers (related of {n:,} products" in out
-    assert "k up to 3) in " in out and str(folder / ANSWERS_DIR) in out
+    assert "k up to 3) in " in out and str(folder / ANSWERS_FILE) in out
     out = _cli(capsys, "precompute", *files, "-k", "3", "--no-progress")
     assert "is up to date (k up to 3" in out and "--force recomputes it" in out
 
     served: dict[str, Any] = {}
-    monkeypatch.setattr(kg.serve_run, "run_server", lambda app, **kw: served.update(app=app))
+    monkeypatch.setattr(kg.serve_run, "run_server", lambda app, config: served.update(app=app))
     serve = ["serve", *files, "--lazy-text-encoder"]
     assert "precomputed answers: k up to 3, default parameters" in _cli(capsys, *serve)
     with TestClient(served["app"]) as client:
@@ -229,9 +232,11 @@ def test_cli_precompute_and_serve(
     assert "precomputed answers: none" in _cli(capsys, *serve, "--no-precomputed")
 
     # a store made for something else: serve stops with one line naming both ways out
-    manifest_file = folder / ANSWERS_DIR / "manifest.json"
-    manifest = json.loads(manifest_file.read_text())
-    manifest_file.write_text(json.dumps({**manifest, "key": "0" * 64}))
+    with sqlite3.connect(folder / ANSWERS_FILE) as db:
+        (value,) = db.execute("SELECT value FROM meta WHERE key = 'manifest'").fetchone()
+        manifest = {**json.loads(value), "key": "0" * 64}
+        db.execute("UPDATE meta SET value = ? WHERE key = 'manifest'", (json.dumps(manifest),))
+    db.close()
     with pytest.raises(SystemExit) as info:
         main(serve)
     message = str(info.value.code)
@@ -239,3 +244,49 @@ def test_cli_precompute_and_serve(
     assert "precomputed for another model" in message
     assert "kgrec precompute" in message and "--no-precomputed" in message
     assert "precomputed answers: none" in _cli(capsys, *serve, "--no-precomputed")
+
+
+def test_invalidated_answers_are_computed_live(
+    rec: Recommender, run: TinyRun, tmp_path: Path
+) -> None:
+    folder = tmp_path / "run"
+    shutil.copytree(run.run, folder)
+    precompute_answers(rec, folder, k=3, workers=1, show_progress=False)
+    store = AnswerStore.open(folder, rec)
+    assert store is not None
+    product, user = rec.index.product_ids[5], rec.index.user_ids[3]
+    other = rec.index.user_ids[4]
+    # The stored answers are replaced by a marker row (what a stale answer would be): the
+    # server sends the marker until the answer is invalidated, then computes it live.
+    with sqlite3.connect(folder / ANSWERS_FILE) as db:
+        marker = zlib.compress(b'"stored"')
+        ends = np.full(3, len(b'"stored"'), "<u4").tobytes()
+        db.execute("UPDATE answers SET items = ?, ends = ?", (marker, ends))
+    db.close()
+    paths = {
+        "related": f"/products/{product}/related-products?k=2",
+        "recommend": f"/users/{user}/recommendations?k=2",
+        "cross_category": f"/users/{user}/cross-category-recommendations?k=2",
+    }
+    live = {
+        "related": [r.to_dict() for r in rec.related(product, 2)],
+        "recommend": [r.to_dict() for r in rec.recommend(user, 2)],
+        "cross_category": [r.to_dict() for r in rec.cross_category(user, 2)],
+    }
+    with TestClient(create_app(rec, store)) as client:
+        for path in paths.values():
+            assert client.get(path).json()["items"] == ["stored"]
+        # another handle (another process's, e.g. the live-update writer) invalidates
+        writer = AnswerStore.open(folder, rec)
+        assert writer is not None
+        assert writer.invalidate_products([product]) == 1
+        assert writer.invalidate_users([user]) == 2
+        assert writer.invalidate_users([user]) == 0  # already gone
+        for op, path in paths.items():
+            assert client.get(path).json()["items"] == live[op], op
+        assert store.items("related", product, 2) is None
+        untouched = f"/users/{other}/recommendations?k=2"
+        assert client.get(untouched).json()["items"] == ["stored"]
+        with pytest.raises(ValueError, match="op must be one of"):
+            writer.invalidate("explain", [user])
+    store.close()

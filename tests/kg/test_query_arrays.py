@@ -1,5 +1,5 @@
 """The query layer reads a saved model as numpy arrays (gnn.fusion_io.FusionArrays): the same
-results as from the torch model, and no PyTorch import."""
+results as from the PyTorch model rebuilt for training, and no PyTorch import."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def test_arrays_give_the_torch_models_results(
         model.similarity_weights = {"text": tau}
         folder = model.save(tmp_path / "m")
     arrays = FusionArrays.load(folder)
-    expected = FusionArrays.of(model)
+    expected = model.arrays()
     for name in ("product_vectors", "item_bias", "position_logits", "history_proj_weight",
                  "history_proj_bias", "popularity", "features"):  # fmt: skip
         assert np.array_equal(getattr(arrays, name), getattr(expected, name)), name

@@ -1,5 +1,5 @@
-"""The approximate candidate search (:mod:`kg.query.candidates`): the cluster index, the model's
-scores over candidates, and the recommender with ``approximate=``."""
+"""The approximate candidate search of related products (:mod:`kg.query.candidates`): the
+cluster index, and the recommender with ``approximate=``."""
 
 from __future__ import annotations
 
@@ -8,17 +8,16 @@ import itertools
 import numpy as np
 import pytest
 
-from gnn.fusion import FusionRecommender
+from gnn.fusion_io import FusionArrays
 from ingest.tables import GraphTables
 from kg.query import ApproximateSearch, Recommender
 from kg.query.candidates import ClusterIndex
-from kg.query.model_scores import ModelScorer
 from tests.kg.query_helpers import TinyRun
 
 
 @pytest.fixture(scope="module")
-def model(run: TinyRun) -> FusionRecommender:
-    return FusionRecommender.load(run.run, device="cpu")
+def model(run: TinyRun) -> FusionArrays:
+    return FusionArrays.load(run.run)
 
 
 @pytest.fixture(scope="module")
@@ -71,42 +70,14 @@ def test_cluster_index_is_seeded() -> None:
         ApproximateSearch(n_probe=0)
 
 
-@pytest.mark.parametrize(
-    ("blend", "mode", "tau"),
-    [(0.0, "linear", 0.0), (0.5, "linear", 0.0), (0.4, "linear", 1.0), (0.6, "log", 3.0)],
-)
-def test_model_scores_over_candidates(run: TinyRun, blend: float, mode: str, tau: float) -> None:
-    model = FusionRecommender.load(run.run, device="cpu")
-    model.blend, model.blend_mode = blend, mode
-    model.similarity_weights = {"text": tau} if tau else {}
-    scorer = ModelScorer(model)
-    clusters = ClusterIndex(scorer.augmented(), ApproximateSearch(n_lists=12))
-    rng = np.random.default_rng(0)
-    for h in [rng.integers(0, 300, n) for n in (1, 4, 30)]:
-        exact = scorer.relative(h)
-        # Every cluster probed: the exact scores of every product.
-        products, m = scorer.candidates(h, None, clusters, 12)
-        assert np.array_equal(products, np.arange(exact.size))
-        np.testing.assert_allclose(m, exact, rtol=2e-4, atol=1e-7)
-        # Two clusters: the probed members and the co-occurrence neighbours of the history.
-        products, m = scorer.candidates(h, None, clusters, 2)
-        assert np.all(np.diff(products) > 0) and products.size < exact.size
-        if blend > 0:  # the co-occurrence term only counts in a blend
-            assert set(scorer._votes(h)[0].tolist()) <= set(products.tolist())
-        if mode == "log" or blend == 0:  # no normaliser: the same ratios, rescaled
-            ratio = m / exact[products]
-            np.testing.assert_allclose(ratio, ratio[0], rtol=2e-4)
-        assert m.max() == pytest.approx(1.0)
-
-
 @pytest.fixture(scope="module")
-def everything(model: FusionRecommender, tables: GraphTables) -> Recommender:
+def everything(model: FusionArrays, tables: GraphTables) -> Recommender:
     """Every cluster probed: must rank exactly as the exact recommender."""
     return Recommender(model, tables, approximate=ApproximateSearch(n_lists=6, n_probe=6))
 
 
 @pytest.fixture(scope="module")
-def narrow(model: FusionRecommender, tables: GraphTables) -> Recommender:
+def narrow(model: FusionArrays, tables: GraphTables) -> Recommender:
     """One cluster of 20 probed: a real approximation."""
     return Recommender(model, tables, approximate=ApproximateSearch(n_lists=20, n_probe=1))
 
@@ -134,24 +105,23 @@ def test_probing_every_cluster_is_the_exact_ranking(
 def test_narrow_probe_keeps_the_contract(
     rec: Recommender, narrow: Recommender, users: list[str], tables: GraphTables
 ) -> None:
-    assert narrow.user_clusters is not None and narrow.user_clusters.n_lists == 20
-    history = {
-        u: {r["product_id"] for r in tables.interactions.to_pylist() if r["user_id"] == u}
-        for u in users
-    }
+    assert narrow.product_clusters is not None and narrow.product_clusters.n_lists == 20
+    assert narrow.search == "approximate: 1 of 20 clusters"
     overlap = []
-    for u in users:
-        got = narrow.recommend(u, 10)
+    for p in tables.products.column("id").to_pylist()[::13]:
+        got = narrow.related(p, 10)
         assert len(got) == 10 and [r.rank for r in got] == list(range(1, 11))
         assert all(a.score >= b.score for a, b in itertools.pairwise(got))
-        assert not {r.product_id for r in got} & history[u]
-        exact = {r.product_id for r in rec.recommend(u, 10)}
+        assert p not in {r.product_id for r in got}
+        exact = {r.product_id for r in rec.related(p, 10)}
         overlap.append(len(exact & {r.product_id for r in got}) / 10)
-        # A category filter leaves few candidates: the probe widens until k are found.
-        cross = narrow.cross_category(u, 40, level=1)
-        assert len(cross) == len(rec.cross_category(u, 40, level=1))
-        assert not {r.product_id for r in cross} & history[u]
+        # More than one cluster's candidates: the probe widens until k are found.
+        assert len(narrow.related(p, 60)) == 60
     assert np.mean(overlap) > 0.5  # far above chance (10 of 300 products)
+    # Personalised queries are exact with approximate search too.
+    for u in users:
+        assert narrow.recommend(u, 10) == rec.recommend(u, 10)
+        assert narrow.cross_category(u, 10, level=1) == rec.cross_category(u, 10, level=1)
 
 
 def test_narrow_related_scores_are_exact_scores(

@@ -13,6 +13,7 @@ import pytest
 from ingest.neo4j_writer import write_graph
 from kg.neo4j.settings import Neo4jSettings
 from kg.query import Recommender
+from kg.serve_run import THREAD_VARIABLES, ServeConfig, blas_threads_per_worker
 from tests.kg.cli_helpers import kgrec
 from tests.kg.query_helpers import TinyRun, load_tables
 
@@ -77,7 +78,7 @@ def test_table_output(run: TinyRun, rec: Recommender, capsys: pytest.CaptureFixt
     assert sum(line.strip().startswith("path: (User u1)") for line in lines) == sum(
         r.path is not None for r in expected
     )
-    out = cli(capsys, "explain", "u1", expected[0].product_id, "-k", "2", *_files(run))
+    out = cli(capsys, "explain", "u1", expected[0].product_id, "--max-paths", "2", *_files(run))
     paths = rec.explain("u1", expected[0].product_id, max_paths=2)
     assert [line.split(maxsplit=2)[2] for line in out.splitlines()] == [str(p) for p in paths]
 
@@ -97,7 +98,7 @@ def test_error_is_one_line(run: TinyRun) -> None:
         (("related", "p0", "-k", "0"), "k must be between 1 and 300, got 0"),
         (("cross-category", "u0", "--level", "7"), "level must be between 1 and 3, got 7"),
         (("recommend",), "give either a USER_ID or --products a,b,c (a new user)"),
-        (("explain", "u0", "p1", "-k", "0"), "max_paths must be >= 1, got 0"),
+        (("explain", "u0", "p1", "--max-paths", "0"), "max_paths must be >= 1, got 0"),
     ],
 )
 def test_bad_input_exits_with_one_line(run: TinyRun, args: tuple[str, ...], message: str) -> None:
@@ -120,12 +121,12 @@ def test_serve_builds_the_app(
     # hands to it is checked, so nothing listens and nothing blocks.
     served: dict[str, Any] = {}
 
-    def fake_run_server(app: Any, **kw: Any) -> int:
-        served.update(app=app, **kw)
+    def fake_run_server(app: Any, config: Any) -> int:
+        served.update(app=app, config=config, blas=blas_threads_per_worker(config))
         return 0
 
     monkeypatch.setattr(kg.serve_run, "run_server", fake_run_server)
-    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    for variable in THREAD_VARIABLES:
         monkeypatch.delenv(variable, raising=False)
     cores = len(os.sched_getaffinity(0))
     args = ["serve", *_files(run), "--host", "127.0.0.1", "--port", "8123"]
@@ -135,8 +136,8 @@ def test_serve_builds_the_app(
         f"with 1 worker(s), BLAS threads per worker: {cores}; search: exact; precomputed answers: none (docs"
         in out
     )
-    assert served["host"] == "127.0.0.1" and served["port"] == 8123 and served["workers"] == 1
-    assert served["blas_threads"] == cores  # one worker: every core
+    assert served["config"] == ServeConfig(host="127.0.0.1", port=8123)
+    assert served["blas"] == cores  # one worker: every core
     with TestClient(served["app"]) as client:
         health = client.get("/health").json()
         assert health["products"] == 300 and health["search"] == "exact"
@@ -152,16 +153,20 @@ def test_serve_builds_the_app(
         assert [r["product_id"] for r in items] == [r["product_id"] for r in exact]
     # BLAS threads: cores / workers (at least 1), the option, or left to OMP_NUM_THREADS
     assert main([*args, "--workers", str(2 * cores)]) == 0
-    assert served["blas_threads"] == 1
+    assert served["blas"] == 1 and served["config"].workers == 2 * cores
     assert main([*args, "--blas-threads", "3"]) == 0
-    assert served["blas_threads"] == 3
+    assert served["blas"] == 3
+    # the limits reach the app
+    assert main([*args, "--max-body-bytes", "10"]) == 0
+    with TestClient(served["app"]) as client:
+        assert client.post("/recommendations", json=["p1", "p2"]).status_code == 413
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert main(args) == 0
-    assert served["blas_threads"] is None
+    assert served["blas"] is None
     assert "BLAS threads per worker: as OMP_NUM_THREADS etc. say" in capsys.readouterr().out
-    with pytest.raises(SystemExit, match="--blas-threads"):
+    with pytest.raises(SystemExit, match="blas_threads must be >= 1"):
         main([*args, "--blas-threads", "0"])
-    with pytest.raises(SystemExit, match="--n-probe"):
+    with pytest.raises(SystemExit, match="n_probe"):
         main(["serve", *_files(run), "--approximate", "--n-probe", "0"])
 
 
@@ -202,7 +207,7 @@ def test_serve_without_its_text_encoder_exits_with_one_line(
     config = json.loads((moved / "config.json").read_text())
     config["features"]["text"]["encoder"]["model_path"] = str(tmp_path / "gone")
     (moved / "config.json").write_text(json.dumps(config))
-    monkeypatch.setattr(kg.serve_run, "run_server", lambda app, **kw: 0)
+    monkeypatch.setattr(kg.serve_run, "run_server", lambda app, config: 0)
     args = ["serve", "--model", str(moved), "--tables", str(run.tables)]
     with pytest.raises(SystemExit) as info:
         main(args)

@@ -1,4 +1,5 @@
-"""Cold start of new products (text + category + brand) and the serving-speed model scorer."""
+"""Cold start of new products (text + category + brand), and one user's model scores as the
+query layer computes them."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gnn.fusion import FusionRecommender
+from gnn.fusion_io import FusionArrays
+from gnn.scoring import FusionScorer
 from ingest.tables import GraphTables
 from kg.query import Recommender, UnknownIdError
-from kg.query.model_scores import ModelScorer
 from tests.gnn.tiny_bert import tiny_bert
 from tests.kg.query_helpers import TinyRun
 
@@ -131,18 +132,24 @@ def test_catalogue_text_is_encoded_through_the_cache_for_another_encoder(
         (0.6, "log", 3.0),
     ],
 )
-def test_model_scorer_matches_score_histories(
+def test_one_users_scores_match_score_histories(
     run: TinyRun, blend: float, mode: str, tau: float
 ) -> None:
-    model = FusionRecommender.load(run.run, device="cpu")
-    assert model.similarity is not None and model.similarity.names == ["text"]
+    model = FusionArrays.load(run.run)
+    assert list(model.similarity) == ["text"]
     model.blend, model.blend_mode = blend, mode
     model.similarity_weights = {"text": tau} if tau else {}
-    scorer = ModelScorer(model)
+    scorer = FusionScorer(model)
     rng = np.random.default_rng(0)
     histories = [rng.integers(0, 300, n) for n in (1, 3, 12, 40)] + [np.array([5, 5, 5, 9])]
     for h in histories:
-        expected = model.score_histories([h])[0].numpy()
-        got = scorer.distribution(h)
+        expected = scorer.score_histories([h])[0]
+        got = _distribution(scorer, h)
         assert got.dtype == np.float32 and got.sum() == pytest.approx(1.0, abs=1e-5)
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-8)
+
+
+def _distribution(scorer: FusionScorer, history: np.ndarray) -> np.ndarray:
+    """One user's final distribution as the query layer computes it (1-D arrays)."""
+    m = scorer.relative(history)
+    return m * np.float32(1.0 / float(m.sum(dtype=np.float64)))

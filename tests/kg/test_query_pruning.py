@@ -11,9 +11,10 @@ import pytest
 
 import kg.query.pruning as pruning
 import kg.query.relative as relative
+from gnn.fusion_io import FusionArrays
+from gnn.scoring import FusionScorer, row_dots
 from ingest.tables import GraphTables
 from kg.query import Recommendation, Recommender
-from kg.query.model_scores import ModelScorer
 from tests.kg.query_helpers import TinyRun
 
 
@@ -55,9 +56,9 @@ def test_pruned_ranking_is_the_full_ranking(
     if blend is not None:  # with the text similarity term: m from SimilarityBound
         rec.model.blend_mode, rec.model.blend = blend
         rec.model.similarity_weights = {"text": tau}
-        rec.scorer = ModelScorer(rec.model)
+        rec.scorer = FusionScorer(rec.model)
         history = rec.index.history(0)
-        assert isinstance(rec.scorer.relative_scores(history), relative.SimilarityBound)
+        assert isinstance(relative.relative_scores(rec.scorer, history), relative.SimilarityBound)
     calls = _queries(rec)
     monkeypatch.setattr(pruning, "PRUNE_ABOVE", 10**9)  # every product scored
     full = _run(calls)
@@ -83,19 +84,17 @@ def test_pruned_ranking_is_the_full_ranking(
 def test_similarity_terms_are_computed_where_they_can_matter(
     run: TinyRun, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gnn.fusion import FusionRecommender
-
     monkeypatch.setattr(relative, "MAX_SUPERSET", 1.0)  # a 300-product shop
 
-    model = FusionRecommender.load(run.run, device="cpu")
+    model = FusionArrays.load(run.run)
     model.blend_mode, model.blend = "log", 0.6
     model.similarity_weights = {"text": 1.0}
-    scorer = ModelScorer(model)
+    scorer = FusionScorer(model)
     rng = np.random.default_rng(0)
     computed = []
     for h in [rng.integers(0, 300, n) for n in (1, 3, 8, 20)]:
         full = scorer.relative(h)
-        lazy = scorer.relative_scores(h)
+        lazy = relative.relative_scores(scorer, h)
         assert isinstance(lazy, relative.SimilarityBound)
         for theta in (0.5, 0.125, 0.01):
             found = lazy.above(theta, full.size)
@@ -115,7 +114,7 @@ def test_row_dots_and_exp_round_each_row_alike_whichever_rows_are_asked(n: int) 
     matrix = rng.normal(size=(300, 128)).astype(np.float32)
     vector = rng.normal(size=128).astype(np.float32)
     rows = np.sort(rng.choice(300, n, replace=False))
-    every = relative.row_dots(matrix, vector)
-    assert np.array_equal(relative.row_dots(matrix, vector, rows), every[rows])
-    assert np.array_equal(relative.row_dots(matrix, vector, rows[-1:]), every[rows[-1:]])
+    every = row_dots(matrix, vector)
+    assert np.array_equal(row_dots(matrix, vector, rows), every[rows])
+    assert np.array_equal(row_dots(matrix, vector, rows[-1:]), every[rows[-1:]])
     assert np.array_equal(np.exp(every[rows]), np.exp(every)[rows])

@@ -1,4 +1,10 @@
-"""Versions of kgrec and the libraries it builds on, recorded in every artifact."""
+"""Versions of kgrec and the libraries it builds on, recorded in every artifact.
+
+It lives in the lowest package so that ``gnn`` and ``kg`` both record versions without
+``gnn`` importing ``kg`` (imports run one way: ``ingest`` <- ``gnn`` <- ``kg``). kgrec's own
+version is that of the installed distribution, which ``pyproject.toml`` reads from
+``kg.__version__``.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +18,8 @@ _PACKAGES = ("torch", "torch_geometric", "pykeen", "transformers", "neo4j", "num
 
 def library_versions() -> dict[str, str]:
     """``{package: version}`` of kgrec, Python and the installed core libraries."""
-    import kg
-
-    out = {"kgrec": kg.__version__, "python": platform.python_version()}
-    for name in _PACKAGES:
+    out = {"python": platform.python_version()}
+    for name in ("kgrec", *_PACKAGES):
         try:
             out[name] = metadata.version(name.replace("_", "-"))
         except metadata.PackageNotFoundError:

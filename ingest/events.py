@@ -1,0 +1,606 @@
+"""Live events: validate a batch, commit it to Neo4j (durable, idempotent), read what came since.
+
+Events are JSON objects with a ``type`` (the classes are in :mod:`ingest.schema`)::
+
+    {"type": "interaction", "event_id": "e1", "user_id": "u1", "product_id": "p1",
+     "kind": "view", "ts": 1733500000, "weight": 1.0}
+    {"type": "product", "event_id": "e2", "product_id": "p9", "title": "Nitrile gloves",
+     "description": "...", "category": "Lab > Safety > Gloves", "brand": "Acme",
+     "price": 9.5, "available": true}
+    {"type": "retire", "event_id": "e3", "product_id": "p9"}
+
+``category`` is a path from the root, as a string joined with ``" > "`` or a list of names.
+
+**A batch is applied whole or not at all.** :func:`parse_events` checks every event and raises
+:class:`EventBatchError` with one :class:`EventError` per bad event (its position, its id and the
+field); :func:`write_events` commits the batch in one transaction, which also refuses it whole
+when an interaction names a product that neither Neo4j nor an earlier event of the batch has.
+
+**Direct writes.** An ETL job or an analyst may write ``INTERACTED`` edges or ``Product`` nodes
+straight into Neo4j. Loads mark what they write ``seq = 0``; :meth:`EventLog.claim_direct_writes`
+numbers whatever has no ``seq`` yet, so readers pick it up like an event.
+
+**Durable and idempotent.** :func:`write_events` returns only after the commit. Each batch takes
+the next block of numbers of one counter node (``(:KgrecSeq {name: "events"})``) under its write
+lock, so an event's ``seq`` orders it by commit; readers follow the graph with
+:func:`events_since`. An event whose id is already in Neo4j is skipped (a replay changes
+nothing): interactions are logged by their ``INTERACTED`` edge (``event_id``, a relationship
+uniqueness constraint), catalogue events by an ``(:Event {id, seq, type})`` node.
+
+* interaction: ``(:User)-[:INTERACTED {event_id, user_id, order, ts, kind, weight, seq}]->
+  (:Product)``, ``order`` the next position of the user's history; a new user is created;
+* product: the product's properties (``available``, ``retired = false`` and ``seq`` too), its
+  category path (every prefix a ``Category``, ``SUBCATEGORY_OF`` up the tree) with
+  ``IN_CATEGORY`` to the leaf and ``MADE_BY`` to the brand replacing the old edges;
+* retire: ``retired = true``, ``available = false`` and ``seq`` on the product.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ingest import schema
+from ingest.sources.categories import PATH_JOINER
+from ingest.sources.text import field_problem
+
+if TYPE_CHECKING:
+    import neo4j
+
+__all__ = [
+    "AppliedEvent",
+    "EventBatchError",
+    "EventError",
+    "EventLog",
+    "EventReceipt",
+    "parse_events",
+]
+
+_FIELDS: dict[str, dict[str, bool]] = {  # type -> {field: required}
+    "interaction": {"event_id": True, "user_id": True, "product_id": True, "kind": True,
+                    "ts": True, "weight": False},
+    "product": {"event_id": True, "product_id": True, "title": True, "description": False,
+                "category": False, "brand": False, "price": False, "available": False},
+    "retire": {"event_id": True, "product_id": True},
+}  # fmt: skip
+_INT64 = (-(2**63), 2**63 - 1)
+#: The counter node's name.
+_COUNTER = "events"
+
+
+@dataclass(frozen=True)
+class EventError:
+    """What is wrong with one event of a batch.
+
+    Attributes:
+        index: its 0-based position in the batch.
+        event_id: its id, when it has a usable one.
+        field: the field at fault (``""`` for the event as a whole).
+        message: what is wrong.
+    """
+
+    index: int
+    event_id: str | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"event {self.index}" + (f" ({self.event_id!r})" if self.event_id else "")
+        return f"{where}" + (f", field {self.field!r}" if self.field else "") + f": {self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "event_id": self.event_id, "field": self.field,
+                "message": self.message}  # fmt: skip
+
+
+class EventBatchError(ValueError):
+    """A batch refused whole: ``errors`` holds one :class:`EventError` per bad event."""
+
+    def __init__(self, errors: Sequence[EventError]) -> None:
+        self.errors = list(errors)
+        first = "; ".join(str(e) for e in self.errors[:3])
+        more = f" (and {len(self.errors) - 3} more)" if len(self.errors) > 3 else ""
+        super().__init__(f"{len(self.errors)} bad event(s), nothing applied: {first}{more}")
+
+
+@dataclass(frozen=True)
+class EventReceipt:
+    """What a committed batch did.
+
+    Attributes:
+        applied: events written now.
+        duplicates: events whose id was already in Neo4j (skipped).
+        first_seq, last_seq: the batch's sequence numbers (``None`` for an empty batch).
+    """
+
+    applied: int
+    duplicates: int
+    first_seq: int | None
+    last_seq: int | None
+
+
+@dataclass(frozen=True)
+class AppliedEvent:
+    """An event as committed to Neo4j, read back by :func:`events_since`.
+
+    ``order`` is set for interactions (the position in the user's history); ``retired`` for
+    catalogue events. The other fields are those of the event.
+    """
+
+    seq: int
+    event: schema.Event
+    order: int | None = None
+    retired: bool = False
+
+
+# ------------------------------------------------------------------------------ validation
+def _text(value: Any, name: str, *, required: bool) -> tuple[Any, str | None]:
+    """``(value, problem)`` of a text field."""
+    if value is None:
+        return None, ("missing" if required else None)
+    if not isinstance(value, str):
+        return None, f"must be a string, got {type(value).__name__}"
+    if required and not value.strip():
+        return None, "must not be empty"
+    problem = field_problem(value)
+    return (None, problem) if problem else (value.strip() or None, None)
+
+
+def _parse_one(item: Any) -> tuple[schema.Event | None, str | None, str, str]:
+    """``(event, id, field, problem)``: the event, or the first thing wrong with it."""
+    if not isinstance(item, dict):
+        return None, None, "", f"must be a JSON object, got {type(item).__name__}"
+    raw_id = item.get("event_id")
+    event_id = raw_id if isinstance(raw_id, str) and raw_id.strip() else None
+    kind = item.get("type")
+    if kind not in _FIELDS:
+        return None, event_id, "type", f"must be one of {sorted(_FIELDS)}, got {kind!r}"
+    fields = _FIELDS[kind]
+    unknown = sorted(set(item) - set(fields) - {"type"})
+    if unknown:
+        return None, event_id, unknown[0], f"unknown field for a {kind} event"
+    values: dict[str, Any] = {}
+    for name in ("event_id", "user_id", "product_id", "title", "description", "brand"):
+        if name in fields:
+            value, problem = _text(item.get(name), name, required=fields[name])
+            if problem:
+                return None, event_id, name, problem
+            values[name] = value
+    if kind == "interaction":
+        if item["kind"] not in schema.EVENT_KINDS:
+            return None, event_id, "kind", f"must be one of {list(schema.EVENT_KINDS)}"
+        ts = item["ts"]
+        if isinstance(ts, bool) or not isinstance(ts, int) or not _INT64[0] <= ts <= _INT64[1]:
+            return None, event_id, "ts", "must be an integer (Unix seconds)"
+        weight = item.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, int | float):
+            return None, event_id, "weight", "must be a number"
+        if not math.isfinite(weight) or weight < 0:
+            return None, event_id, "weight", "must be a finite number >= 0"
+        return (
+            schema.InteractionEvent(kind=item["kind"], ts=ts, weight=float(weight), **values),
+            event_id,
+            "",
+            "",
+        )
+    if kind == "retire":
+        return schema.RetireEvent(**values), event_id, "", ""
+    category = item.get("category")
+    if category is None:
+        path: tuple[str, ...] = ()
+    elif isinstance(category, str):
+        path = tuple(n.strip() for n in category.split(PATH_JOINER.strip()) if n.strip())
+    elif isinstance(category, list) and all(isinstance(n, str) for n in category):
+        path = tuple(n.strip() for n in category if n.strip())
+    else:
+        return None, event_id, "category", "must be a path string or a list of names"
+    if any(field_problem(n) for n in path):
+        return None, event_id, "category", "holds a name that cannot be stored"
+    price = item.get("price")
+    if price is not None and (
+        isinstance(price, bool) or not isinstance(price, int | float) or not math.isfinite(price)
+    ):
+        return None, event_id, "price", "must be a finite number"
+    available = item.get("available", True)
+    if not isinstance(available, bool):
+        return None, event_id, "available", "must be true or false"
+    event = schema.ProductEvent(
+        category=path, price=None if price is None else float(price), available=available,
+        **values,
+    )  # fmt: skip
+    return event, event_id, "", ""
+
+
+def parse_events(items: Iterable[Any]) -> list[schema.Event]:
+    """Validate a batch of JSON events (module docstring).
+
+    Raises:
+        EventBatchError: one or more events are bad (unknown type, missing or badly typed
+            field, unknown field, an empty title, a repeated event id); nothing is returned.
+    """
+    events: list[schema.Event] = []
+    errors: list[EventError] = []
+    seen: dict[str, int] = {}
+    for index, item in enumerate(items):
+        event, event_id, field, problem = _parse_one(item)
+        if event is None:
+            errors.append(EventError(index, event_id, field, problem))
+            continue
+        if event.event_id in seen:
+            message = f"repeats the id of event {seen[event.event_id]}"
+            errors.append(EventError(index, event.event_id, "event_id", message))
+            continue
+        seen[event.event_id] = index
+        events.append(event)
+    if errors:
+        raise EventBatchError(errors)
+    return events
+
+
+# ---------------------------------------------------------------------------------- Neo4j
+def ensure_event_schema(driver: neo4j.Driver, *, database: str = "neo4j") -> None:
+    """The constraints and indexes events rely on (no-op when they exist)."""
+    statements = (
+        f"CREATE CONSTRAINT kgrec_events_id IF NOT EXISTS FOR (e:{schema.EVENT.label}) "
+        "REQUIRE e.id IS UNIQUE",
+        "CREATE CONSTRAINT kgrec_interactions_event_id IF NOT EXISTS "
+        f"FOR ()-[r:{schema.INTERACTED.rel_type}]-() REQUIRE r.event_id IS UNIQUE",
+        "CREATE CONSTRAINT kgrec_seq_name IF NOT EXISTS FOR (c:KgrecSeq) REQUIRE c.name IS UNIQUE",
+        "CREATE INDEX kgrec_interactions_seq IF NOT EXISTS "
+        f"FOR ()-[r:{schema.INTERACTED.rel_type}]-() ON (r.seq)",
+        f"CREATE INDEX kgrec_products_seq IF NOT EXISTS FOR (p:{schema.PRODUCT.label}) ON (p.seq)",
+        "CALL db.awaitIndexes(300)",
+    )
+    for statement in statements:
+        driver.execute_query(statement, database_=database)
+
+
+class EventLog:
+    """The events of one Neo4j database: :meth:`write` commits batches, :meth:`since` reads
+    them back in sequence order (module docstring).
+
+    Args:
+        driver: an open driver.
+        database: the database.
+    """
+
+    def __init__(self, driver: neo4j.Driver, *, database: str = "neo4j") -> None:
+        self.driver = driver
+        self.database = database
+        self._ready = False
+
+    def ensure_schema(self) -> None:
+        """The graph's constraints and those events rely on (once per log)."""
+        from ingest.neo4j_writer import ensure_constraints
+
+        if not self._ready:
+            ensure_constraints(self.driver, database=self.database)
+            ensure_event_schema(self.driver, database=self.database)
+            self._ready = True
+
+    def write(self, events: Sequence[schema.Event]) -> EventReceipt:
+        """Commit a validated batch in one transaction; return once it is durable.
+
+        Raises:
+            EventBatchError: an interaction names a product that is neither in Neo4j nor
+                created by an earlier event of the batch (nothing is written).
+        """
+        if not events:
+            return EventReceipt(0, 0, None, None)
+        self.ensure_schema()
+        with self.driver.session(database=self.database) as session:
+            return session.execute_write(_write_batch, list(events))
+
+    def last_seq(self) -> int:
+        """The highest sequence number handed out so far (0 before the first event)."""
+        return last_seq(self.driver, database=self.database)
+
+    def since(self, after: int, *, limit: int = 10_000) -> list[AppliedEvent]:
+        """The committed events with a sequence number above ``after``, in sequence order
+        (see :func:`events_since`)."""
+        return events_since(self.driver, after, limit=limit, database=self.database)
+
+    def counts(self) -> tuple[int, int]:
+        """``(INTERACTED edges, Product nodes)`` in the graph, from Neo4j's count store (a
+        constant-time read: a change in them is the cheap sign of a direct write)."""
+        records, _, _ = self.driver.execute_query(
+            f"CALL {{ MATCH ()-[r:{schema.INTERACTED.rel_type}]->() RETURN count(r) AS r }} "
+            f"CALL {{ MATCH (p:{schema.PRODUCT.label}) RETURN count(p) AS p }} RETURN r, p",
+            database_=self.database,
+        )
+        return int(records[0]["r"]), int(records[0]["p"])
+
+    def claim_direct_writes(self, *, limit: int = 10_000) -> int:
+        """Number the ``INTERACTED`` edges and ``Product`` nodes that were written straight
+        into Neo4j (by an ETL job or an analyst: neither a load, which marks what it writes
+        ``seq = 0``, nor an event), so that :meth:`since` hands them on like events. An edge
+        without an ``order`` gets the next position of its user's history, and ``user_id`` and
+        an ``event_id`` (``"direct:<element id>"``) are set. Scans every edge: call it when
+        :meth:`counts` changed.
+
+        Returns:
+            How many were numbered (at most ``limit`` edges and ``limit`` products per call).
+        """
+        self.ensure_schema()
+        with self.driver.session(database=self.database) as session:
+            return session.execute_write(_claim, limit)
+
+
+def _write_batch(tx: neo4j.ManagedTransaction, events: list[schema.Event]) -> EventReceipt:
+    n = len(events)
+    base = tx.run(
+        "MERGE (c:KgrecSeq {name: $name}) ON CREATE SET c.value = 0 "
+        "SET c.value = c.value + $n RETURN c.value - $n AS base",
+        name=_COUNTER,
+        n=n,
+    ).single()["base"]
+    ids = [e.event_id for e in events]
+    done = {
+        r["id"]
+        for r in tx.run(
+            f"UNWIND $ids AS id OPTIONAL MATCH ()-[r:{schema.INTERACTED.rel_type} "
+            "{event_id: id}]->() WITH id, r WHERE r IS NOT NULL RETURN id "
+            f"UNION MATCH (e:{schema.EVENT.label}) WHERE e.id IN $ids RETURN e.id AS id",
+            ids=ids,
+        )
+    }
+    fresh = [(base + 1 + i, e) for i, e in enumerate(events) if e.event_id not in done]
+    _check_products(tx, events, fresh)
+    interactions: list[dict[str, Any]] = []
+    for seq, event in fresh:
+        if isinstance(event, schema.InteractionEvent):
+            interactions.append({"seq": seq, **event.__dict__})
+        else:
+            _write_catalogue(tx, seq, event)
+    if interactions:
+        _write_interactions(tx, interactions)
+    return EventReceipt(len(fresh), n - len(fresh), base + 1, base + n)
+
+
+def _check_products(
+    tx: neo4j.ManagedTransaction,
+    events: list[schema.Event],
+    fresh: list[tuple[int, schema.Event]],
+) -> None:
+    """Refuse the batch when an interaction names a product nobody has created."""
+    wanted = {e.product_id for _, e in fresh if isinstance(e, schema.InteractionEvent)}
+    if not wanted:
+        return
+    known = {
+        r["id"]
+        for r in tx.run(
+            f"MATCH (p:{schema.PRODUCT.label}) WHERE p.id IN $ids RETURN p.id AS id",
+            ids=sorted(wanted),
+        )
+    }
+    errors = []
+    created: set[str] = set()
+    for index, event in enumerate(events):
+        if isinstance(event, schema.ProductEvent):
+            created.add(event.product_id)
+        elif (
+            isinstance(event, schema.InteractionEvent)
+            and event.product_id in wanted
+            and event.product_id not in known | created
+        ):
+            message = "names a product that is not in the graph"
+            errors.append(EventError(index, event.event_id, "product_id", message))
+    if errors:
+        raise EventBatchError(errors)
+
+
+def _write_interactions(tx: neo4j.ManagedTransaction, rows: list[dict[str, Any]]) -> None:
+    """Create the interaction edges, each at the next position of its user's history."""
+    users = sorted({r["user_id"] for r in rows})
+    last = {
+        r["id"]: r["last"]
+        for r in tx.run(
+            f"UNWIND $users AS id MERGE (u:{schema.USER.label} {{id: id}}) "
+            f"WITH u OPTIONAL MATCH (u)-[r:{schema.INTERACTED.rel_type}]->() "
+            "RETURN u.id AS id, coalesce(max(r.order), -1) AS last",
+            users=users,
+        )
+    }
+    for row in rows:
+        last[row["user_id"]] += 1
+        row["order"] = last[row["user_id"]]
+    tx.run(
+        f"UNWIND $rows AS e MATCH (u:{schema.USER.label} {{id: e.user_id}}) "
+        f"MATCH (p:{schema.PRODUCT.label} {{id: e.product_id}}) "
+        f"CREATE (u)-[:{schema.INTERACTED.rel_type} {{event_id: e.event_id, user_id: e.user_id, "
+        "order: e.order, ts: e.ts, kind: e.kind, weight: e.weight, seq: e.seq}]->(p)",
+        rows=rows,
+    ).consume()
+
+
+def _write_catalogue(
+    tx: neo4j.ManagedTransaction, seq: int, event: schema.ProductEvent | schema.RetireEvent
+) -> None:
+    product = schema.PRODUCT.label
+    if isinstance(event, schema.RetireEvent):
+        tx.run(
+            f"MERGE (p:{product} {{id: $id}}) SET p.retired = true, p.available = false, "
+            "p.seq = $seq",
+            id=event.product_id,
+            seq=seq,
+        ).consume()
+    else:
+        tx.run(
+            f"MERGE (p:{product} {{id: $id}}) SET p.title = $title, "
+            "p.description = $description, p.price = $price, p.available = $available, "
+            "p.retired = false, p.seq = $seq",
+            id=event.product_id, title=event.title, description=event.description,
+            price=event.price, available=event.available, seq=seq,
+        ).consume()  # fmt: skip
+        _link(tx, event)
+    tx.run(
+        f"CREATE (:{schema.EVENT.label} {{id: $id, seq: $seq, type: $type, product_id: $pid}})",
+        id=event.event_id,
+        seq=seq,
+        type="retire" if isinstance(event, schema.RetireEvent) else "product",
+        pid=event.product_id,
+    ).consume()
+
+
+def _link(tx: neo4j.ManagedTransaction, event: schema.ProductEvent) -> None:
+    """The product's category path and brand, replacing its old category and brand edges."""
+    p, c, b = schema.PRODUCT.label, schema.CATEGORY.label, schema.BRAND.label
+    in_cat, sub, made = (schema.IN_CATEGORY.rel_type, schema.SUBCATEGORY_OF.rel_type,
+                         schema.MADE_BY.rel_type)  # fmt: skip
+    tx.run(
+        f"MATCH (p:{p} {{id: $id}}) OPTIONAL MATCH (p)-[r:{in_cat}|{made}]->() DELETE r",
+        id=event.product_id,
+    ).consume()
+    path = [
+        {"id": PATH_JOINER.join(event.category[: d + 1]), "name": name, "level": d + 1,
+         "parent": PATH_JOINER.join(event.category[:d]) if d else None}
+        for d, name in enumerate(event.category)
+    ]  # fmt: skip
+    if path:
+        tx.run(
+            f"UNWIND $path AS n MERGE (c:{c} {{id: n.id}}) "
+            "ON CREATE SET c.name = n.name, c.level = n.level "
+            f"WITH c, n WHERE n.parent IS NOT NULL MATCH (up:{c} {{id: n.parent}}) "
+            f"MERGE (c)-[:{sub}]->(up)",
+            path=path,
+        ).consume()
+        tx.run(
+            f"MATCH (p:{p} {{id: $id}}), (c:{c} {{id: $leaf}}) MERGE (p)-[:{in_cat}]->(c)",
+            id=event.product_id,
+            leaf=path[-1]["id"],
+        ).consume()
+    if event.brand is not None:
+        tx.run(
+            f"MATCH (p:{p} {{id: $id}}) MERGE (b:{b} {{id: $brand}}) ON CREATE SET b.name = $brand "
+            f"MERGE (p)-[:{made}]->(b)",
+            id=event.product_id,
+            brand=event.brand,
+        ).consume()
+
+
+def _claim(tx: neo4j.ManagedTransaction, limit: int) -> int:
+    tx.run(
+        "MERGE (c:KgrecSeq {name: $name}) ON CREATE SET c.value = 0 SET c.value = c.value",
+        name=_COUNTER,
+    ).consume()  # the counter's write lock: numbers in commit order, as for events
+    edges = [
+        dict(r)
+        for r in tx.run(
+            f"MATCH (u:{schema.USER.label})-[r:{schema.INTERACTED.rel_type}]->() "
+            "WHERE r.seq IS NULL RETURN elementId(r) AS id, u.id AS user, r.order AS order "
+            "LIMIT $limit",
+            limit=limit,
+        )
+    ]
+    products = [
+        r["id"]
+        for r in tx.run(
+            f"MATCH (p:{schema.PRODUCT.label}) WHERE p.seq IS NULL RETURN elementId(p) AS id "
+            "LIMIT $limit",
+            limit=limit,
+        )
+    ]
+    n = len(edges) + len(products)
+    if not n:
+        return 0
+    base = tx.run(
+        "MATCH (c:KgrecSeq {name: $name}) SET c.value = c.value + $n RETURN c.value - $n AS b",
+        name=_COUNTER,
+        n=n,
+    ).single()["b"]
+    unordered = sorted({e["user"] for e in edges if e["order"] is None})
+    last = {
+        r["id"]: r["last"]
+        for r in tx.run(
+            f"UNWIND $users AS id MATCH (u:{schema.USER.label} {{id: id}}) "
+            f"OPTIONAL MATCH (u)-[r:{schema.INTERACTED.rel_type}]->() "
+            "RETURN id, coalesce(max(r.order), -1) AS last",
+            users=unordered,
+        )
+    }
+    for i, edge in enumerate(edges):
+        edge["seq"] = base + 1 + i
+        if edge["order"] is None:
+            last[edge["user"]] += 1
+            edge["order"] = last[edge["user"]]
+    tx.run(
+        "UNWIND $rows AS row MATCH ()-[r]->() WHERE elementId(r) = row.id "
+        "SET r.seq = row.seq, r.order = row.order, r.user_id = row.user, "
+        "r.event_id = coalesce(r.event_id, 'direct:' + row.id)",
+        rows=edges,
+    ).consume()
+    tx.run(
+        "UNWIND $rows AS row MATCH (p) WHERE elementId(p) = row.id SET p.seq = row.seq",
+        rows=[{"id": p, "seq": base + 1 + len(edges) + i} for i, p in enumerate(products)],
+    ).consume()
+    return n
+
+
+def last_seq(driver: neo4j.Driver, *, database: str = "neo4j") -> int:
+    """The highest sequence number handed out so far (0 before the first event)."""
+    records, _, _ = driver.execute_query(
+        "OPTIONAL MATCH (c:KgrecSeq {name: $name}) RETURN coalesce(c.value, 0) AS v",
+        name=_COUNTER,
+        database_=database,
+    )
+    return int(records[0]["v"])
+
+
+def events_since(
+    driver: neo4j.Driver, after: int, *, limit: int = 10_000, database: str = "neo4j"
+) -> list[AppliedEvent]:
+    """The events committed with a sequence number above ``after``, in sequence order.
+
+    Interactions come as they were written; a product changed by several events since
+    ``after`` comes once, as it is now (its latest ``seq``). At most about ``limit`` of each per
+    call: when either kind is cut short, so is the other at the same sequence number, so that a
+    reader that goes on from the last ``seq`` it got misses nothing.
+    """
+    records, _, _ = driver.execute_query(
+        f"MATCH (u:{schema.USER.label})-[r:{schema.INTERACTED.rel_type}]->(p:{schema.PRODUCT.label}) "
+        "WHERE r.seq > $after "
+        "RETURN r.seq AS seq, r.event_id AS event_id, u.id AS user_id, p.id AS product_id, "
+        "r.kind AS kind, r.ts AS ts, r.weight AS weight, r.order AS order "
+        "ORDER BY r.seq LIMIT $limit",
+        after=after,
+        limit=limit,
+        database_=database,
+    )
+    out = [
+        AppliedEvent(
+            seq=r["seq"],
+            event=schema.InteractionEvent(
+                r["event_id"], r["user_id"], r["product_id"], r["kind"], r["ts"], r["weight"]
+            ),
+            order=r["order"],
+        )
+        for r in records
+    ]
+    records, _, _ = driver.execute_query(
+        f"MATCH (p:{schema.PRODUCT.label}) WHERE p.seq > $after "
+        f"OPTIONAL MATCH (p)-[:{schema.IN_CATEGORY.rel_type}]->(leaf:{schema.CATEGORY.label}) "
+        f"OPTIONAL MATCH (p)-[:{schema.MADE_BY.rel_type}]->(b:{schema.BRAND.label}) "
+        "RETURN p.seq AS seq, p.id AS id, p.title AS title, p.description AS description, "
+        "p.price AS price, coalesce(p.available, true) AS available, "
+        "coalesce(p.retired, false) AS retired, leaf.id AS category, b.id AS brand "
+        "ORDER BY p.seq LIMIT $limit",
+        after=after,
+        limit=limit,
+        database_=database,
+    )
+    for r in records:
+        path = tuple(r["category"].split(PATH_JOINER)) if r["category"] else ()
+        event = schema.ProductEvent(
+            event_id="", product_id=r["id"], title=r["title"] or "", description=r["description"],
+            category=path, brand=r["brand"], price=r["price"], available=r["available"],
+        )  # fmt: skip
+        out.append(AppliedEvent(seq=r["seq"], event=event, retired=r["retired"]))
+    cut = None
+    if len(interactions := [a for a in out if a.order is not None]) == limit:
+        cut = interactions[-1].seq
+    if len(records) == limit:
+        cut = min(cut if cut is not None else records[-1]["seq"], records[-1]["seq"])
+    out.sort(key=lambda a: a.seq)
+    return out if cut is None else [a for a in out if a.seq <= cut]
