@@ -52,6 +52,8 @@ _TOKENIZER_FILES = (
     "sentencepiece.bpe.model",
 )
 _MIB = 1 << 20
+#: Texts :func:`encode_texts` encodes between two writes to the cache (what a kill can lose).
+ENCODE_CHUNK = 4096
 _WS = re.compile(r"\s+")
 
 
@@ -343,17 +345,21 @@ def encode_texts(
     encoder: TextEncoder | None = None,
     *,
     show_progress: bool = True,
+    chunk_size: int = ENCODE_CHUNK,
 ) -> np.ndarray:
     """Embed ``texts`` through the cache in ``cache_dir``: only uncached texts are encoded.
 
     Vectors live in ``cache_dir/<encoder.cache_key>/`` (see :mod:`gnn.text_cache`), keyed by
-    the SHA-256 of the text; equal texts are encoded once.
+    the SHA-256 of the text; equal texts are encoded once. Uncached texts are encoded and
+    stored ``chunk_size`` at a time, so an interrupted run keeps what it finished and the
+    next run goes on from there.
 
     Args:
         texts: the texts.
         cache_dir: the cache root, shared by all encoders.
         encoder: the encoder; ``None`` for a default :class:`TextEncoder`.
         show_progress: show a tqdm bar while encoding.
+        chunk_size: texts encoded between two writes to the cache.
 
     Returns:
         float32 array ``(len(texts), encoder.dim)`` in the order of ``texts``.
@@ -367,9 +373,14 @@ def encode_texts(
     missing = cache.missing(digests)
     logger.info("%d texts, %d distinct not cached in %s", len(texts), len(missing), cache.folder)
     if missing:
+        from tqdm.auto import tqdm
+
         text_of = dict(zip(digests, texts, strict=True))
-        vectors = encoder.encode([text_of[d] for d in missing], show_progress=show_progress)
-        cache.put(missing, vectors)
+        with tqdm(total=len(missing), unit="text", desc="encode", disable=not show_progress) as bar:
+            for lo in range(0, len(missing), chunk_size):
+                part = missing[lo : lo + chunk_size]
+                cache.put(part, encoder.encode([text_of[d] for d in part], show_progress=False))
+                bar.update(len(part))
     return cache.get(digests)
 
 

@@ -17,10 +17,13 @@ What a re-load does to what is stored:
   their edges. KG triples are only ever added.
 * ``INTERACTED`` is keyed by ``(user, order)``: a relationship property uniqueness constraint on
   ``(r.user_id, r.order)`` (``user_id`` repeats the user's key on the edge for it) enforces it in
-  Neo4j.
+  Neo4j. On the first load of ``INTERACTED`` the constraint is created right after its edges
+  (one index build instead of an update per edge), still under the load lock.
 
 Loads are serialised by a lock held in Neo4j (:func:`load_lock`): two loads started together
 run one after the other instead of both finding the graph empty and both creating its edges.
+Within a load, several transactions write at once, on rows scheduled so that they do not lock
+the same nodes (:mod:`ingest.neo4j_parallel`).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest import schema
+from ingest.neo4j_parallel import edge_rounds, row_rounds, run_rounds
 from ingest.tables import GraphTables
 
 if TYPE_CHECKING:
@@ -47,6 +51,8 @@ if TYPE_CHECKING:
 __all__ = ["LoadReport", "ensure_constraints", "graph_counts", "load_lock", "write_graph"]
 
 DEFAULT_BATCH_SIZE = 10_000
+#: Write transactions run at once (:mod:`ingest.neo4j_parallel`).
+DEFAULT_WORKERS = 4
 
 _log = logging.getLogger(__name__)
 
@@ -111,12 +117,20 @@ class LoadReport:
 INTERACTED_KEY = "kgrec_interactions_user_order"
 
 
-def ensure_constraints(driver: neo4j.Driver, *, database: str = "neo4j") -> None:
-    """Create a uniqueness constraint on every node key and on the ``(user_id, order)`` key of
-    ``INTERACTED`` (no-op when they exist).
+def ensure_constraints(
+    driver: neo4j.Driver,
+    *,
+    database: str = "neo4j",
+    repair: bool = True,
+    interaction_key: bool = True,
+) -> None:
+    """Create a uniqueness constraint on every node key and, with ``interaction_key``, on the
+    ``(user_id, order)`` key of ``INTERACTED`` (no-op when they exist).
 
     A graph loaded by an earlier kgrec may hold the same edge twice (concurrent loads doubled
-    them); those copies are removed before the ``INTERACTED`` constraint is created.
+    them); with ``repair`` those copies are removed before the ``INTERACTED`` constraint is
+    created. A graph known to hold each edge once (a bulk import of validated tables) skips
+    that scan with ``repair=False``.
     """
     for node in (*schema.NODE_TYPES, schema.NodeType(LOCK_LABEL, "lock", "name")):
         name = f"kgrec_{node.table}_{node.key}"
@@ -126,19 +140,22 @@ def ensure_constraints(driver: neo4j.Driver, *, database: str = "neo4j") -> None
             f"FOR (n:{node.label}) REQUIRE n.{node.key} IS UNIQUE"
         )
         driver.execute_query(query, database_=database)
-    records, _, _ = driver.execute_query(
-        "SHOW CONSTRAINTS YIELD name WHERE name = $name RETURN name",
-        name=INTERACTED_KEY,
-        database_=database,
-    )
-    if not records:
-        _remove_duplicate_edges(driver, database)
+    if interaction_key and not _has_constraint(driver, INTERACTED_KEY, database):
+        if repair:
+            _remove_duplicate_edges(driver, database)
         driver.execute_query(
             f"CREATE CONSTRAINT {INTERACTED_KEY} IF NOT EXISTS "
             f"FOR ()-[r:{schema.INTERACTED.rel_type}]-() REQUIRE (r.user_id, r.order) IS UNIQUE",
             database_=database,
         )
     driver.execute_query("CALL db.awaitIndexes(300)", database_=database)
+
+
+def _has_constraint(driver: neo4j.Driver, name: str, database: str) -> bool:
+    records, _, _ = driver.execute_query(
+        "SHOW CONSTRAINTS YIELD name WHERE name = $name RETURN name", name=name, database_=database
+    )
+    return bool(records)
 
 
 def _remove_duplicate_edges(driver: neo4j.Driver, database: str) -> None:
@@ -269,9 +286,12 @@ def _prune_query(edge: schema.EdgeType) -> str:
 _SEP = "\x1f"
 
 
-def _kept(tables: GraphTables, edge: schema.EdgeType, batch_size: int) -> Iterator[dict[str, Any]]:
-    """Batches ``{"p_id": [source key], "p_keep": [[kept key, ...]], "sep": ...}`` over every
-    node of the edge's source table, with the edges the load keeps for it."""
+def _kept(
+    tables: GraphTables, edge: schema.EdgeType, batch_size: int, lanes: int
+) -> list[Iterator[dict[str, Any]]]:
+    """Per lane, batches ``{"p_id": [source key], "p_keep": [[kept key, ...]], "sep": ...}``
+    over an equal share of the nodes of the edge's source table, with the edges the load keeps
+    for each."""
     table = tables.table(edge.table)
     target = table.column(edge.dst_col)
     if edge is schema.INTERACTED:
@@ -284,9 +304,14 @@ def _kept(tables: GraphTables, edge: schema.EdgeType, batch_size: int) -> Iterat
     )
     keep = dict(zip(grouped["id"].to_pylist(), grouped["keep_list"].to_pylist(), strict=True))
     ids = tables.table(_REPLACED[edge.table]).column("id").to_pylist()
-    for lo in range(0, len(ids), batch_size):
-        part = ids[lo : lo + batch_size]
-        yield {"p_id": part, "p_keep": [keep.get(v, []) for v in part], "sep": _SEP}
+
+    def lane(part: list[str]) -> Iterator[dict[str, Any]]:
+        for lo in range(0, len(part), batch_size):
+            chunk = part[lo : lo + batch_size]
+            yield {"p_id": chunk, "p_keep": [keep.get(v, []) for v in chunk], "sep": _SEP}
+
+    n = len(ids)
+    return [lane(ids[w * n // lanes : (w + 1) * n // lanes]) for w in range(lanes)]
 
 
 def _triple_query(head: str, rel_type: str, tail: str, create: bool) -> str:
@@ -298,30 +323,25 @@ def _triple_query(head: str, rel_type: str, tail: str, create: bool) -> str:
     )
 
 
-def _run_batches(
+def _run_tables(
     driver: neo4j.Driver,
     query: str,
-    batches: Iterator[dict[str, list[Any]]],
+    rounds: list[list[pa.Table]],
+    columns: tuple[str, ...],
     database: str,
+    batch_size: int,
     bar: Any,
 ) -> None:
-    """Run ``query`` once per batch, each in its own transaction.
+    """Run ``query`` over the rows of each lane's table, ``batch_size`` rows per transaction
+    (:func:`ingest.neo4j_parallel.run_rounds`)."""
+    lanes = [[_batches(t, columns, batch_size) for t in lanes] for lanes in rounds]
+    run_rounds(driver, query, lanes, database=database, on_batch=_counter(bar))
 
-    The next batch is converted to Python lists on a helper thread while Neo4j runs the current
-    one, so client-side preparation overlaps server-side work.
-    """
-    from concurrent.futures import ThreadPoolExecutor
 
-    def take() -> dict[str, list[Any]] | None:
-        return next(batches, None)
-
-    with driver.session(database=database) as session, ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(take)
-        while (params := pending.result()) is not None:
-            pending = pool.submit(take)
-            session.execute_write(lambda tx, p=params: tx.run(query, p).consume())
-            if bar is not None:
-                bar.update(len(next(iter(params.values()))))
+def _counter(bar: Any) -> Any:
+    if bar is None:
+        return None
+    return lambda params: bar.update(len(next(iter(params.values()))))
 
 
 def write_graph(
@@ -330,6 +350,7 @@ def write_graph(
     *,
     database: str = "neo4j",
     batch_size: int = DEFAULT_BATCH_SIZE,
+    workers: int = DEFAULT_WORKERS,
     show_progress: bool = True,
 ) -> LoadReport:
     """Validate ``tables`` and merge them into Neo4j (what a re-load changes: module docstring).
@@ -339,11 +360,16 @@ def write_graph(
     the edges the tables no longer hold are deleted. Either way a finished load holds each row
     exactly once. The whole load holds the graph's load lock (:func:`load_lock`).
 
+    ``workers`` transactions run at once, each in its own session, on rows partitioned so that
+    concurrent transactions write disjoint nodes (:mod:`ingest.neo4j_parallel`); each
+    transaction is retried on transient errors such as deadlocks.
+
     Args:
         driver: an open driver (see :func:`kg.neo4j.driver.open_driver`).
         tables: the graph; validated here before anything is written.
         database: target database.
         batch_size: rows per transaction.
+        workers: concurrent write transactions (1: one after the other).
         show_progress: show a tqdm bar over all rows.
 
     Returns:
@@ -351,10 +377,20 @@ def write_graph(
     """
     from tqdm.auto import tqdm
 
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
     tables.validate()
     report = LoadReport()
     start = time.perf_counter()
-    ensure_constraints(driver, database=database)
+    # The first INTERACTED edges are written before their key constraint exists, which is then
+    # built over them in one pass: cheaper than keeping its index up to date edge by edge.
+    # The tables were validated (each key once) and the load holds the lock, so nothing can
+    # break the key meanwhile; a load that dies before the constraint exists is a re-run that
+    # finds edges and creates it first (after removing any duplicates).
+    defer_key = _rel_count(driver, schema.INTERACTED.rel_type, database) == 0 and not (
+        _has_constraint(driver, INTERACTED_KEY, database)
+    )
+    ensure_constraints(driver, database=database, interaction_key=not defer_key)
     total = sum(tables.counts().values())
     with (
         load_lock(driver, database=database),
@@ -365,8 +401,10 @@ def write_graph(
             props = _NODE_PROPS[node.table]
             t0 = time.perf_counter()
             if table.num_rows:
-                rows = _batches(table, (node.key, *props), batch_size)
-                _run_batches(driver, _node_query(node, props), rows, database, bar)
+                cols = (node.key, *props)
+                rounds = row_rounds(table.select(list(cols)), node.key, workers)
+                query = _node_query(node, props)
+                _run_tables(driver, query, rounds, cols, database, batch_size, bar)
             report.rows[node.table] = table.num_rows
             report.seconds[node.table] = time.perf_counter() - t0
         for edge in schema.EDGE_TYPES:
@@ -377,15 +415,21 @@ def write_graph(
             t0 = time.perf_counter()
             create = _rel_count(driver, edge.rel_type, database) == 0
             if not create:
-                prune = _prune_query(edge)
-                _run_batches(driver, prune, _kept(tables, edge, batch_size), database, None)
+                prune = _kept(tables, edge, batch_size, workers)
+                run_rounds(driver, _prune_query(edge), [prune], database=database)
             if table.num_rows:
                 query = _edge_query(edge, props, create)
-                _run_batches(driver, query, _batches(table, cols, batch_size), database, bar)
+                same = edge.src.label == edge.dst.label
+                rounds = edge_rounds(
+                    table.select(list(cols)), edge.src_col, edge.dst_col, workers, same_nodes=same
+                )
+                _run_tables(driver, query, rounds, cols, database, batch_size, bar)
+            if edge is schema.INTERACTED and defer_key:
+                ensure_constraints(driver, database=database)
             report.rows[edge.table] = table.num_rows
             report.seconds[edge.table] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        _write_triples(driver, tables.triples, database, batch_size, bar)
+        _write_triples(driver, tables.triples, database, batch_size, workers, bar)
         report.rows["triples"] = tables.triples.num_rows
         report.seconds["triples"] = time.perf_counter() - t0
     report.total_seconds = time.perf_counter() - start
@@ -393,7 +437,7 @@ def write_graph(
 
 
 def _write_triples(
-    driver: neo4j.Driver, triples: pa.Table, database: str, batch_size: int, bar: Any
+    driver: neo4j.Driver, triples: pa.Table, database: str, batch_size: int, workers: int, bar: Any
 ) -> None:
     if triples.num_rows == 0:
         return
@@ -414,8 +458,12 @@ def _write_triples(
         rel_type = schema.relation_type_name(group["relation"])
         create = _rel_count(driver, rel_type, database) == 0
         query = _triple_query(group["head_label"], rel_type, group["tail_label"], create)
-        rows = _batches(part, ("head_id", "relation", "tail_id"), batch_size)
-        _run_batches(driver, query, rows, database, bar)
+        cols = ("head_id", "relation", "tail_id")
+        same = group["head_label"] == group["tail_label"]
+        rounds = edge_rounds(
+            part.select(list(cols)), "head_id", "tail_id", workers, same_nodes=same
+        )
+        _run_tables(driver, query, rounds, cols, database, batch_size, bar)
 
 
 def graph_counts(driver: neo4j.Driver, *, database: str = "neo4j") -> dict[str, dict[str, int]]:

@@ -141,11 +141,17 @@ def cmd_neo4j_password(args: argparse.Namespace) -> int:
 
 def cmd_neo4j_build(args: argparse.Namespace) -> int:
     from kg.neo4j.cypher_shell import build_cypher_shell
+    from kg.neo4j.importer import BulkImportError, build_importer
     from kg.neo4j.server import build_launcher
 
     target = build_launcher(force=args.force)
     print(f"launcher built in {target}")
     print(f"cypher-shell built in {build_cypher_shell(force=args.force)}")
+    try:
+        lib = build_importer(force=args.force)
+    except BulkImportError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"bulk importer (neo4j-admin database import) built in {lib}")
     return 0
 
 
@@ -187,7 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = neo_sub.add_parser("password", help="print the neo4j user's password")
     _add_server_options(p)
     p.set_defaults(func=cmd_neo4j_password)
-    p = neo_sub.add_parser("build", help="build the Java launcher and cypher-shell with Maven")
+    p = neo_sub.add_parser(
+        "build", help="build the Java launcher, cypher-shell and the bulk importer with Maven"
+    )
     p.add_argument("--force", action="store_true", help="rebuild even when up to date")
     p.set_defaults(func=cmd_neo4j_build)
 
@@ -215,9 +223,10 @@ def _register_extras() -> None:
 
 
 class _QuietLibraries:
-    """Drops records below ERROR from chatty training libraries (their loggers set own levels)."""
+    """Drops records below ERROR from chatty libraries (their loggers set own levels), and the
+    driver's notes on transactions it retries (a deadlock between parallel writes is retried)."""
 
-    _NAMES = ("pykeen", "torch_max_mem")
+    _NAMES = ("pykeen", "torch_max_mem", "neo4j.session")
 
     def filter(self, record: object) -> bool:
         import logging

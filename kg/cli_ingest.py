@@ -35,6 +35,10 @@ def _read(args: argparse.Namespace) -> GraphTables:
         from ingest.sources.kgat import read_kgat
 
         tables = read_kgat(args.folder, rejects=rejects, show_progress=show)
+    elif args.source == "tables":
+        from ingest.tables import GraphTables
+
+        tables = GraphTables.load(args.folder).validate()
     elif args.source == "csv":
         from ingest.sources.csv import read_csv
 
@@ -61,16 +65,56 @@ def _read(args: argparse.Namespace) -> GraphTables:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from kg.cli import resolve_settings
+    if args.bulk:
+        _check_bulk(args)
+    if args.source == "synthetic" and args.config is None:
+        from ingest.sources.synthetic import STREAMED_PRESETS
 
+        if args.preset in STREAMED_PRESETS:
+            return _ingest_streamed(args)
     tables = _read(args)
-    counts = {k: v for k, v in tables.counts().items() if v}
-    print("tables: " + ", ".join(f"{k}={v:,}" for k, v in counts.items()))
+    _print_counts(tables.counts())
     if args.out:
         folder = tables.save(args.out)
         print(f"tables written to {folder} (fingerprint {tables.fingerprint()[:16]})")
         return 0
+    if args.bulk:
+        return _bulk(args, tables)
+    return _load(args, tables)
+
+
+def _print_counts(counts: dict[str, int]) -> None:
+    print("tables: " + ", ".join(f"{k}={v:,}" for k, v in counts.items() if v))
+
+
+def _ingest_streamed(args: argparse.Namespace) -> int:
+    """A streamed synthetic preset (``xl``): generated into ``--out`` or a temporary folder in
+    bounded memory; a bulk load reads that folder batch by batch too."""
+    import tempfile
+
+    from ingest.sources.synthetic import SyntheticConfig
+    from ingest.sources.synthetic_stream import write_shop
+    from ingest.tables import GraphTables
+
+    config = SyntheticConfig.preset(args.preset, seed=args.seed or 0)
+    show = not args.no_progress
+    if args.out:
+        shop = write_shop(config, args.out, show_progress=show)
+        _print_counts(shop.counts)
+        print(f"tables written to {shop.folder} in {shop.seconds:.1f} s (streamed)")
+        return 0
+    with tempfile.TemporaryDirectory(prefix="kgrec-synthetic-") as tmp:
+        shop = write_shop(config, Path(tmp) / "tables", show_progress=show)
+        _print_counts(shop.counts)
+        if args.bulk:
+            return _bulk(args, shop.folder)
+        return _load(args, GraphTables.load(shop.folder))
+
+
+def _load(args: argparse.Namespace, tables: GraphTables) -> int:
+    """Merge ``tables`` into Neo4j over Bolt."""
     from ingest.neo4j_writer import graph_counts, write_graph
+    from kg.cli import resolve_settings
     from kg.neo4j.driver import open_driver
 
     settings = resolve_settings(args)
@@ -80,6 +124,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             tables,
             database=settings.database,
             batch_size=args.batch_size,
+            workers=args.workers,
             show_progress=not args.no_progress,
         )
         counts_now = graph_counts(driver, database=settings.database)
@@ -88,6 +133,42 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         f"{report.node_rows:,} node rows, {report.rel_rows:,} relationship rows"
     )
     print("graph now: " + json.dumps(counts_now))
+    return 0
+
+
+def _check_bulk(args: argparse.Namespace) -> None:
+    """Refuse ``--bulk`` before reading anything where it cannot work."""
+    from kg.cli import CommandError
+    from kg.neo4j.settings import settings_from_env
+
+    if args.out:
+        raise CommandError("--bulk loads Neo4j and --out writes tables only: give one of them")
+    external = settings_from_env()
+    if external is not None:
+        raise CommandError(
+            f"--bulk writes the local Neo4j's store files, and NEO4J_URI is set ({external.uri}): "
+            "load without --bulk to merge over Bolt, or unset NEO4J_URI to bulk-load the local one"
+        )
+
+
+def _bulk(args: argparse.Namespace, tables: GraphTables | Path) -> int:
+    """``--bulk``: the offline importer into the local Neo4j's empty database."""
+    from kg.cli import CommandError, _local
+    from kg.neo4j.bulk import DatabaseNotEmptyError, bulk_load
+    from kg.neo4j.importer import BulkImportError
+
+    server = _local(args)
+    try:
+        report = bulk_load(server, tables, show_progress=not args.no_progress)
+    except (DatabaseNotEmptyError, BulkImportError) as exc:
+        raise CommandError(str(exc)) from None
+    secs = report.seconds
+    print(
+        f"bulk-loaded into {server.home} in {secs['total']:.1f} s: {report.node_rows:,} node rows, "
+        f"{report.relationship_rows:,} relationship rows; importer {secs['import']:.1f} s "
+        f"({report.rate('import'):,.0f} relationships/s), CSV {secs['csv']:.1f} s, restart "
+        f"{secs['stop'] + secs['start']:.1f} s, constraints {secs['schema']:.1f} s"
+    )
     return 0
 
 
@@ -107,6 +188,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="write canonical tables (Parquet) here; no database")
     p.add_argument(
@@ -115,6 +203,15 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="skip bad rows and report them to this JSON-lines file (default: stop at the first)",
     )
     p.add_argument("--batch-size", type=int, default=10_000, help="rows per transaction")
+    p.add_argument(
+        "--workers", type=_positive, default=4, help="write transactions at once (default 4)"
+    )
+    p.add_argument(
+        "--bulk",
+        action="store_true",
+        help="first load of an EMPTY local database with Neo4j's offline importer "
+        "(stops the local Neo4j, imports, starts it again)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--home", help="local Neo4j home, when NEO4J_URI is not set")
     p.add_argument("--port", type=int, help="local Neo4j Bolt port")
@@ -156,10 +253,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--interactions", type=Path, required=True)
     p.add_argument("--categories", type=Path)
     _common(p)
+    p = src.add_parser("tables", help="a canonical tables folder (ingest --out, kgrec export)")
+    p.add_argument("folder", type=Path)
+    _common(p)
     p = src.add_parser("synthetic", help="a seeded synthetic shop")
     shape = p.add_mutually_exclusive_group()
     shape.add_argument(
-        "--preset", choices=["tiny", "demo", "bench", "large"], help="a named shop (default demo)"
+        "--preset",
+        choices=["tiny", "demo", "bench", "large", "xl"],
+        help="a named shop (default demo); xl is generated streamed, in bounded memory",
     )
     shape.add_argument(
         "--config", type=Path, help="a TOML file of SyntheticConfig settings (and 'preset =')"

@@ -3,8 +3,8 @@
 #   1. Java 17+ and Maven (installed with apt-get when missing and we are root);
 #   2. the virtual environment .venv with uv and the project with all extras (torch, PyG,
 #      PyKEEN, transformers, the offline MiniLM weights, neo4j driver, FastAPI, test tools);
-#   3. the Java launcher for the local Neo4j and Neo4j's cypher-shell (Maven, into
-#      kg/neo4j/launcher/target and kg/neo4j/shell/target);
+#   3. the Java launcher for the local Neo4j, Neo4j's cypher-shell and its offline bulk importer
+#      (Maven, into kg/neo4j/launcher/target, kg/neo4j/shell/target and kg/neo4j/importer/target);
 #   4. the page of `kgrec browse` (npm ci + esbuild into kg/browse/static; Node.js 18+), and
 #      Chromium for its test (Debian's package; installed only as root, like Java and Maven).
 set -euo pipefail

@@ -26,7 +26,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest.sources.synthetic_catalog import _build_tree, _make_brands, _make_catalog, _make_text
+from ingest.sources.synthetic_catalog import (
+    _Brands,
+    _build_tree,
+    _Catalog,
+    _make_brands,
+    _make_catalog,
+    _make_text,
+    _Tree,
+)
 from ingest.sources.synthetic_common import (
     _BRANDS,
     _COVERAGE,
@@ -36,15 +44,19 @@ from ingest.sources.synthetic_common import (
     _USERS,
     _rng,
 )
-from ingest.sources.synthetic_users import _cover_products, _make_histories, _make_users
+from ingest.sources.synthetic_users import _cover_products, _make_histories, _make_users, _Users
 from ingest.tables import GraphTables
 
 __all__ = [
     "PRESETS",
+    "STREAMED_PRESETS",
     "PlantedTruth",
     "SyntheticConfig",
+    "draw_plan",
     "generate_shop",
     "generate_shop_with_truth",
+    "prefixed_ids",
+    "tree_tables",
 ]
 
 
@@ -146,7 +158,8 @@ class SyntheticConfig:
         """A named configuration (see :data:`PRESETS`), with fields overridden by keyword.
 
         Args:
-            name: ``"tiny"`` (unit tests), ``"default"``, ``"demo"``, ``"bench"`` or ``"large"``.
+            name: ``"tiny"`` (unit tests), ``"default"``, ``"demo"``, ``"bench"``, ``"large"`` or
+                ``"xl"``.
             **overrides: fields to change, e.g. ``seed=3``.
 
         Returns:
@@ -157,14 +170,19 @@ class SyntheticConfig:
         return replace(PRESETS[name], **overrides)
 
 
-#: Named configurations. ``bench`` and ``large`` are for timing and scale tests.
+#: Named configurations. ``bench``, ``large`` and ``xl`` are for timing and scale tests; ``xl``
+#: is the ``large`` shop, made by :func:`ingest.sources.synthetic_stream.write_shop` (streamed
+#: to a tables folder in bounded memory) rather than in memory.
 PRESETS: dict[str, SyntheticConfig] = {
     "tiny": SyntheticConfig(300, 200, 3_000, (4, 3, 3), n_brands=12, max_history=60),
     "default": SyntheticConfig(),
     "demo": SyntheticConfig(5_000, 3_000, 60_000, (8, 5, 4), n_brands=120),
     "bench": SyntheticConfig(100_000, 100_000, 1_000_000, (10, 6, 5), n_brands=800),
     "large": SyntheticConfig(1_000_000, 1_000_000, 10_000_000, (10, 6, 5, 3), n_brands=4000),
+    "xl": SyntheticConfig(1_000_000, 1_000_000, 10_000_000, (10, 6, 5, 3), n_brands=4000),
 }
+#: Presets generated streamed (:mod:`ingest.sources.synthetic_stream`).
+STREAMED_PRESETS: frozenset[str] = frozenset({"xl"})
 
 
 @dataclass(frozen=True, eq=False)
@@ -239,21 +257,13 @@ def generate_shop_with_truth(
         ValueError: when the tree has more leaves than there are products.
     """
     cfg = config or SyntheticConfig()
-    tree = _build_tree(cfg.branching, _rng(cfg, _TREE))
-    if tree.n_leaves > cfg.n_products:
-        raise ValueError(
-            f"the category tree has {tree.n_leaves} leaves but n_products is {cfg.n_products}; "
-            "use fewer branches or more products"
-        )
-    brands = _make_brands(cfg, tree.n_departments, _rng(cfg, _BRANDS))
-    catalog = _make_catalog(cfg, tree, brands, _rng(cfg, _PRODUCTS))
-    users = _make_users(cfg, tree, _rng(cfg, _USERS))
+    tree, brands, catalog, users = draw_plan(cfg)
     history = _make_histories(cfg, tree, catalog, users, show_progress=show_progress)
     if cfg.cover_all_products:
         _cover_products(history.product, catalog.leaf, _rng(cfg, _COVERAGE))
 
-    user_ids = _prefixed_ids("u", cfg.n_users)
-    product_ids = _prefixed_ids("p", cfg.n_products)
+    user_ids = prefixed_ids("u", cfg.n_users)
+    product_ids = prefixed_ids("p", cfg.n_products)
     leaf_ids = pa.array(tree.leaf_ids, pa.string())
     brand_ids = pa.array(brands.names, pa.string())
     text = _make_text(tree, brands, catalog, _rng(cfg, _TEXT))
@@ -263,13 +273,7 @@ def generate_shop_with_truth(
         products=pa.table(
             {"id": product_ids, "title": text[0], "description": text[1], "price": catalog.price}
         ),
-        categories=pa.table(
-            {
-                "id": pa.array(tree.ids, pa.string()),
-                "name": pa.array(tree.names, pa.string()),
-                "level": pa.array(tree.levels, pa.int32()),
-            }
-        ),
+        categories=pa.table(tree_tables(tree)[0]),
         brands=pa.table({"id": brand_ids, "name": brand_ids}),
         interactions=pa.table(
             {
@@ -286,14 +290,7 @@ def generate_shop_with_truth(
         in_category=pa.table(
             {"product_id": product_ids, "category_id": leaf_ids.take(catalog.leaf)}
         ),
-        subcategory_of=pa.table(
-            {
-                "child_id": pa.array([tree.ids[i] for i in tree.children], pa.string()),
-                "parent_id": pa.array(
-                    [tree.ids[tree.parents[i]] for i in tree.children], pa.string()
-                ),
-            }
-        ),
+        subcategory_of=pa.table(tree_tables(tree)[1]),
         made_by=pa.table({"product_id": product_ids, "brand_id": brand_ids.take(catalog.brand)}),
         meta={"source": "synthetic", "config": asdict(cfg)},
     )
@@ -312,5 +309,39 @@ def generate_shop_with_truth(
     return tables.validate(), truth
 
 
-def _prefixed_ids(prefix: str, n: int) -> pa.Array:
-    return pc.binary_join_element_wise(prefix, pa.array(np.arange(n)).cast(pa.string()), "")
+def draw_plan(cfg: SyntheticConfig) -> tuple[_Tree, _Brands, _Catalog, _Users]:
+    """The category tree, brands, catalogue and users of a shop, each from its own stream.
+
+    Raises:
+        ValueError: when the tree has more leaves than there are products.
+    """
+    tree = _build_tree(cfg.branching, _rng(cfg, _TREE))
+    if tree.n_leaves > cfg.n_products:
+        raise ValueError(
+            f"the category tree has {tree.n_leaves} leaves but n_products is {cfg.n_products}; "
+            "use fewer branches or more products"
+        )
+    brands = _make_brands(cfg, tree.n_departments, _rng(cfg, _BRANDS))
+    catalog = _make_catalog(cfg, tree, brands, _rng(cfg, _PRODUCTS))
+    users = _make_users(cfg, tree, _rng(cfg, _USERS))
+    return tree, brands, catalog, users
+
+
+def prefixed_ids(prefix: str, stop: int, start: int = 0) -> pa.Array:
+    """Ids ``"<prefix><i>"`` for ``i`` from ``start`` to ``stop - 1`` (``"u0"``, ``"p17"``)."""
+    numbers = pa.array(np.arange(start, stop)).cast(pa.string())
+    return pc.binary_join_element_wise(prefix, numbers, "")
+
+
+def tree_tables(tree: _Tree) -> tuple[dict[str, pa.Array], dict[str, pa.Array]]:
+    """The ``categories`` and ``subcategory_of`` columns of a category tree."""
+    categories = {
+        "id": pa.array(tree.ids, pa.string()),
+        "name": pa.array(tree.names, pa.string()),
+        "level": pa.array(tree.levels, pa.int32()),
+    }
+    parents = {
+        "child_id": pa.array([tree.ids[i] for i in tree.children], pa.string()),
+        "parent_id": pa.array([tree.ids[tree.parents[i]] for i in tree.children], pa.string()),
+    }
+    return categories, parents

@@ -257,13 +257,35 @@ def _make_text(
     tree: _Tree, brands: _Brands, catalog: _Catalog, rng: np.random.Generator
 ) -> tuple[pa.Array, pa.Array]:
     """Titles and 1-3 sentence descriptions built from each product's category vocabulary."""
-    n_words = 4  # per leaf: three subcategory keywords and one department keyword
+    words = _leaf_words(tree, rng)
+    return _product_text(tree, brands, words, catalog.leaf, catalog.brand, rng)
+
+
+#: Words drawn per leaf for product text: three subcategory keywords and one department keyword.
+_N_WORDS = 4
+
+
+def _leaf_words(tree: _Tree, rng: np.random.Generator) -> list[str]:
+    """The ``_N_WORDS`` words of every leaf, leaf after leaf."""
     words = []
     for sub, dept in zip(tree.leaf_sub, tree.department_vocab[tree.leaf_department], strict=True):
         keys = _SUBCATEGORIES[sub].keywords
-        picked = [keys[i] for i in rng.choice(len(keys), n_words - 1, replace=False)]
+        picked = [keys[i] for i in rng.choice(len(keys), _N_WORDS - 1, replace=False)]
         dept_keys = vocab.DEPARTMENTS[dept].keywords
         words += [*picked, dept_keys[rng.integers(len(dept_keys))]]
+    return words
+
+
+def _product_text(
+    tree: _Tree,
+    brands: _Brands,
+    words: list[str],
+    leaf: np.ndarray,
+    brand_of: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[pa.Array, pa.Array]:
+    """Titles and descriptions of the products with leaves ``leaf`` and brands ``brand_of``."""
+    n_words = _N_WORDS
     leaf_words = pa.array(words, pa.string())
     leaf_words_cap = pa.array([_capitalise(w) for w in words], pa.string())
 
@@ -272,7 +294,7 @@ def _make_text(
     materials_cap = pa.array([_capitalise(w) for d in depts for w in d.materials], pa.string())
     sizes, uses = _pool([d.sizes for d in depts]), _pool([d.uses for d in depts])
 
-    leaf, n = catalog.leaf, catalog.leaf.size
+    n = leaf.size
     dept_vocab = tree.department_vocab[tree.leaf_department[leaf]]
 
     def pick(
@@ -288,7 +310,7 @@ def _make_text(
     w1 = rng.integers(n_words, size=n)
     w2 = (w1 + 1 + rng.integers(n_words - 1, size=n)) % n_words
     w3 = (w2 + 1 + rng.integers(n_words - 1, size=n)) % n_words
-    brand = pa.array(brands.names, pa.string()).take(catalog.brand)
+    brand = pa.array(brands.names, pa.string()).take(brand_of)
     noun = pa.array(tree.leaf_names, pa.string()).take(leaf)
     join = pc.binary_join_element_wise
     title = join(

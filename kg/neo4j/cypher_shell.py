@@ -16,7 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kg.neo4j.server import JAVA_HINT, maven_package, require_tool
+from kg.neo4j.maven import JAVA_HINT, MavenBuildError, build_maven_project, require_tool
+from kg.neo4j.server import Neo4jServerError
 from kg.neo4j.settings import Neo4jSettings
 
 __all__ = [
@@ -61,7 +62,11 @@ def build_cypher_shell(shell_dir: Path = SHELL_DIR, *, force: bool = False) -> P
     Raises:
         Neo4jServerError: ``mvn`` or ``java`` missing, or the Maven build failed.
     """
-    target = maven_package(shell_dir, needed=("lib",), what="cypher-shell", force=force)
+    target = shell_dir / "target"
+    try:
+        build_maven_project(shell_dir, target / ".kgrec-built", what="cypher-shell", force=force)
+    except MavenBuildError as exc:
+        raise Neo4jServerError(str(exc)) from None
     return target / "lib"
 
 
@@ -130,7 +135,10 @@ def cypher_shell_command(
     for name in params or {}:
         if not _NAME.fullmatch(name):
             raise ValueError(f"bad parameter name {name!r}: letters, digits and _ only")
-    java = require_tool("java", JAVA_HINT)
+    try:
+        java = require_tool("java", JAVA_HINT)
+    except MavenBuildError as exc:
+        raise Neo4jServerError(str(exc)) from None
     lib = build_cypher_shell(shell_dir)
     argv = [java, *_JVM_FLAGS, "-cp", str(lib / "*"), _MAIN_CLASS]
     argv += ["--address", settings.uri, "--database", settings.database]

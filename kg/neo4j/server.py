@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import stat
@@ -24,24 +22,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.atomic import write_atomic
+from kg.neo4j.maven import MavenBuildError, build_maven_project, require_tool
 from kg.neo4j.settings import DEFAULT_PORT, Neo4jSettings
 
 __all__ = [
-    "JAVA_HINT",
     "LAUNCHER_DIR",
     "LocalNeo4j",
     "Neo4jServerError",
     "ServerInfo",
     "build_launcher",
-    "maven_package",
-    "require_tool",
 ]
 
 LAUNCHER_DIR = Path(__file__).resolve().parent / "launcher"
 _MAIN_CLASS = "io.kgrec.launcher.Launcher"
 _JAR = "kgrec-neo4j-launcher.jar"
-# The JVM flags Neo4j's own distribution starts with (those that matter embedded).
-_JVM_FLAGS = (
+#: The JVM flags Neo4j's own distribution starts with (those that matter embedded and to its tools).
+JVM_FLAGS = (
     "-XX:+UseG1GC",
     "-XX:-OmitStackTraceInFastThrow",
     "-XX:+UnlockExperimentalVMOptions",
@@ -72,86 +68,29 @@ class ServerInfo:
     auth: bool
     started_at: float
     ready_seconds: float | None = None
+    heap: str | None = None
+    pagecache: str | None = None
 
 
-def require_tool(tool: str, hint: str) -> str:
-    """The path of ``tool`` on ``PATH``.
-
-    Raises:
-        Neo4jServerError: it is not there; the message ends with ``hint``.
-    """
-    path = shutil.which(tool)
-    if path is None:
-        raise Neo4jServerError(f"'{tool}' was not found on PATH: {hint}")
-    return path
-
-
-JAVA_HINT = "install a Java 17+ runtime (Debian: apt-get install openjdk-17-jdk-headless)"
-_BUILT = ".kgrec-built"  # stamp in target/, touched after a successful Maven build
-
-
-def _maven_ready(project_dir: Path, needed: tuple[str, ...]) -> bool:
-    target = project_dir / "target"
-    stamp = target / _BUILT
-    if not stamp.exists() or not all((target / name).exists() for name in needed):
-        return False
-    sources = [project_dir / "pom.xml", *project_dir.glob("src/main/java/**/*.java")]
-    return all(src.stat().st_mtime <= stamp.stat().st_mtime for src in sources)
-
-
-def maven_package(
-    project_dir: Path, *, needed: tuple[str, ...], what: str, force: bool = False
-) -> Path:
-    """Run ``mvn package`` in ``project_dir`` unless an up-to-date build exists.
-
-    A build is up to date when ``target/`` holds every name in ``needed`` and a stamp newer
-    than ``pom.xml`` and the Java sources. Concurrent callers wait on a file lock, so two
-    processes never run Maven on the same folder.
-
-    Args:
-        project_dir: the Maven project.
-        needed: what ``target/`` must hold after a build (e.g. ``("lib",)``).
-        what: the project's name in the error message.
-        force: build even when up to date.
-
-    Returns:
-        The project's ``target`` folder.
-
-    Raises:
-        Neo4jServerError: ``mvn`` or ``java`` missing, or the build failed (its output's tail).
-    """
-    target = project_dir / "target"
-    if not force and _maven_ready(project_dir, needed):
-        return target
-    mvn = require_tool(
-        "mvn", f"install Apache Maven (Debian: apt-get install maven) to build {what}"
-    )
-    require_tool("java", JAVA_HINT)
-    with open(project_dir / ".build.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not force and _maven_ready(project_dir, needed):
-            return target
-        proc = subprocess.run(
-            [mvn, "-B", "-q", "package"],
-            cwd=project_dir,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if proc.returncode != 0:
-            tail = (proc.stdout + proc.stderr).strip().splitlines()[-15:]
-            raise Neo4jServerError(f"building {what} with Maven failed:\n" + "\n".join(tail))
-        (target / _BUILT).touch()
-    return target
+def _require(tool: str, hint: str) -> str:
+    try:
+        return require_tool(tool, hint)
+    except MavenBuildError as exc:
+        raise Neo4jServerError(str(exc)) from None
 
 
 def build_launcher(launcher_dir: Path = LAUNCHER_DIR, *, force: bool = False) -> Path:
-    """Build the launcher with Maven unless an up-to-date build exists.
+    """Build the launcher with Maven unless an up-to-date build exists (:mod:`kg.neo4j.maven`).
 
     Returns:
         The launcher's ``target`` folder (the jar plus ``lib/`` with every runtime jar).
     """
-    return maven_package(launcher_dir, needed=(_JAR, "lib"), what="the Neo4j launcher", force=force)
+    target = launcher_dir / "target"
+    try:
+        build_maven_project(launcher_dir, target / _JAR, what="the Neo4j launcher", force=force)
+    except MavenBuildError as exc:
+        raise Neo4jServerError(str(exc)) from None
+    return target
 
 
 def _pid_alive(pid: int) -> bool:
@@ -298,7 +237,9 @@ class LocalNeo4j:
                 f"Neo4j is already running on home {self.home} at {running.uri} "
                 f"(pid {running.pid}); stop it with 'kgrec neo4j stop --home {self.home}'"
             )
-        java = require_tool("java", JAVA_HINT)
+        java = _require(
+            "java", "install a Java 17+ runtime (Debian: apt-get install openjdk-17-jdk-headless)"
+        )
         if not _port_free(self.address, self.port):
             raise Neo4jServerError(
                 f"port {self.port} on {self.address} is already in use; pick another with --port"
@@ -312,7 +253,7 @@ class LocalNeo4j:
         cmd = [
             java,
             f"-Xmx{self.heap}",
-            *_JVM_FLAGS,
+            *JVM_FLAGS,
             "-cp",
             f"{target / _JAR}{os.pathsep}{target / 'lib' / '*'}",
             _MAIN_CLASS,
@@ -340,6 +281,8 @@ class LocalNeo4j:
             home=str(self.home),
             auth=self.auth,
             started_at=started,
+            heap=self.heap,
+            pagecache=self.pagecache,
         )
         self._write_state(info)
         try:

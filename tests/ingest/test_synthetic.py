@@ -287,7 +287,7 @@ def test_text_carries_the_leaf_category(preset: str, request: pytest.FixtureRequ
 
 # ------------------------------------------------------------------------- config
 def test_presets():
-    assert set(PRESETS) == {"tiny", "default", "demo", "bench", "large"}
+    assert set(PRESETS) == {"tiny", "default", "demo", "bench", "large", "xl"}
     assert SyntheticConfig.preset("default") == SyntheticConfig()
     assert SyntheticConfig.preset("tiny", seed=5).seed == 5
     bench, large = SyntheticConfig.preset("bench"), SyntheticConfig.preset("large")

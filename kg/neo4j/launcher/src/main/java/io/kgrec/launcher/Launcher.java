@@ -73,6 +73,9 @@ public final class Launcher {
         raw.putIfAbsent("server.config.strict_validation.enabled", "false");
         // A local recommender holding shop data sends nothing anywhere.
         raw.putIfAbsent("dbms.usage_report.enabled", "false");
+        // The address routing tables name (neo4j:// clients): where Bolt really listens, not
+        // the default localhost:7687.
+        raw.putIfAbsent("server.bolt.advertised_address", address + ":" + port);
 
         Files.createDirectories(home);
         if (auth && !Files.exists(home.resolve("data").resolve("databases").resolve("system"))) {

@@ -1,0 +1,505 @@
+"""Scale figures at the xl preset (1M products with text, 1M users, 10M interactions).
+
+Parts (all by default, or pick with --parts; each runs in a child process of its own, so its
+peak RSS is its own, writes WORK/results/PART.json, and is skipped on a later run while that
+file exists, unless --force):
+
+  generate          stream the xl shop into WORK/xl-tables (write_shop): time, peak RSS
+  generate-memory   the same sizes in memory (generate_shop, preset large) for comparison
+  bulk              bulk load of WORK/xl-tables into a fresh local Neo4j (kgrec ingest --bulk's
+                    bulk_load: CSV, stop, neo4j-admin import, start, constraints), counts checked
+  bolt              load of the xl tables over Bolt into a fresh local Neo4j (write_graph,
+                    --workers transactions at once), counts checked
+  bolt-bench        the bench preset (100k products, 1M interactions) over Bolt with 1 and
+                    --workers transactions, alternated on one server, --reps times each
+  kge               PyKEEN TransE and RotatE epochs on the xl catalogue graph (IN_CATEGORY,
+                    SUBCATEGORY_OF, MADE_BY): epoch time, peak RSS, and the cost of evaluating
+  text              MiniLM encoding rate on a seeded sample of the xl product texts through the
+                    resumable cache; the encoder is killed once part-way and re-run to finish
+
+The report (BENCHMARKS.md section "scale") is written from every result present.
+
+    .venv/bin/python bench/bench_scale.py --work /data/kgrec-scale
+    .venv/bin/python bench/bench_scale.py --work /data/kgrec-scale --parts bulk,bolt --force
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _report import machine_line, write_section
+
+PARTS = ("generate", "generate-memory", "bulk", "bolt", "bolt-bench", "kge", "text")
+REL_TABLES = ("interactions", "in_category", "subcategory_of", "made_by", "triples")
+NODE_TABLES = ("users", "products", "categories", "brands", "entities")
+
+
+def _peaks() -> dict[str, float]:
+    """Peak RSS in MiB of this process and of its largest finished child (a JVM, if any)."""
+    me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"peak_rss_mib": round(me, 1), "largest_child_rss_mib": round(child, 1)}
+
+
+def _server(home: Path, args: argparse.Namespace) -> Any:
+    import secrets
+
+    from kg.neo4j.server import LocalNeo4j, free_port
+
+    shutil.rmtree(home, ignore_errors=True)
+    return LocalNeo4j(
+        home, port=free_port(), password=secrets.token_urlsafe(16), heap=args.heap,
+        pagecache=args.pagecache,
+    )  # fmt: skip
+
+
+def _tables_dir(args: argparse.Namespace) -> Path:
+    folder = args.work / "xl-tables"
+    if not (folder / "manifest.json").exists():
+        raise SystemExit(f"{folder} is missing: run the part 'generate' first")
+    return folder
+
+
+# ------------------------------------------------------------------------------ parts
+def part_generate(args: argparse.Namespace) -> dict[str, Any]:
+    from ingest.sources.synthetic import SyntheticConfig
+    from ingest.sources.synthetic_stream import write_shop
+
+    config = SyntheticConfig.preset(args.preset)
+    shop = write_shop(config, args.work / "xl-tables", show_progress=False)
+    size = sum(p.stat().st_size for p in shop.folder.iterdir())
+    return {"seconds": shop.seconds, "counts": shop.counts, "folder_mib": size / 2**20}
+
+
+def part_generate_memory(args: argparse.Namespace) -> dict[str, Any]:
+    from ingest.sources.synthetic import SyntheticConfig, generate_shop
+
+    t0 = time.perf_counter()
+    preset = "large" if args.preset == "xl" else args.preset  # xl's sizes, made in memory
+    shop = generate_shop(SyntheticConfig.preset(preset), show_progress=False)
+    return {"seconds": time.perf_counter() - t0, "counts": shop.counts()}
+
+
+def _check_counts(driver: Any, counts: dict[str, int]) -> dict[str, Any]:
+    from ingest import schema
+    from ingest.neo4j_writer import graph_counts
+
+    in_db = graph_counts(driver)
+    want_nodes = {n.label: counts[n.table] for n in schema.NODE_TYPES if counts[n.table]}
+    want_rels = {e.rel_type: counts[e.table] for e in schema.EDGE_TYPES if counts[e.table]}
+    assert in_db == {"nodes": want_nodes, "relationships": want_rels}, in_db
+    return in_db
+
+
+def part_bulk(args: argparse.Namespace) -> dict[str, Any]:
+    from kg.neo4j.bulk import bulk_load
+    from kg.neo4j.driver import open_driver
+
+    folder = _tables_dir(args)
+    counts = json.loads((folder / "manifest.json").read_text())["counts"]
+    server = _server(args.work / "neo4j-bulk", args)
+    server.start(timeout=600)
+    try:
+        # the streamed generator's folder is read batch by batch, never whole
+        report = bulk_load(server, folder, show_progress=False)
+        info = server.status()
+        with open_driver(server.settings(info)) as driver:
+            in_db = _check_counts(driver, counts)
+    finally:
+        server.stop()
+        if not args.keep:
+            shutil.rmtree(server.home, ignore_errors=True)
+    return {
+        "seconds": report.seconds,
+        "node_rows": report.node_rows,
+        "relationship_rows": report.relationship_rows,
+        "import_rels_per_s": report.rate("import"),
+        "total_rels_per_s": report.rate("total"),
+        "in_db": in_db,
+    }
+
+
+def part_bolt(args: argparse.Namespace) -> dict[str, Any]:
+    from ingest.neo4j_writer import write_graph
+    from ingest.tables import GraphTables
+    from kg.neo4j.driver import open_driver
+
+    t0 = time.perf_counter()
+    tables = GraphTables.load(_tables_dir(args))
+    read_s = time.perf_counter() - t0
+    server = _server(args.work / "neo4j-bolt", args)
+    server.start(timeout=600)
+    try:
+        with open_driver(server.settings(server.status())) as driver:
+            report = write_graph(
+                driver, tables, workers=args.workers, batch_size=args.batch_size,
+                show_progress=False,
+            )  # fmt: skip
+            in_db = _check_counts(driver, tables.counts())
+    finally:
+        server.stop()
+        shutil.rmtree(server.home, ignore_errors=True)
+    return {
+        "read_seconds": read_s,
+        "rows": report.rows,
+        "seconds": report.seconds,
+        "total_seconds": report.total_seconds,
+        "rels_per_s": report.rate(REL_TABLES),
+        "nodes_per_s": report.rate(NODE_TABLES),
+        "workers": args.workers,
+        "in_db": in_db,
+    }
+
+
+def part_bolt_bench(args: argparse.Namespace) -> dict[str, Any]:
+    import statistics
+
+    from ingest.neo4j_writer import write_graph
+    from ingest.sources.synthetic import SyntheticConfig, generate_shop
+    from kg.neo4j.driver import open_driver
+
+    shop = generate_shop(SyntheticConfig.preset("bench"), show_progress=False)
+    server = _server(args.work / "neo4j-bolt-bench", args)
+    server.start(timeout=600)
+    runs: dict[str, list[dict[str, float]]] = {}
+    try:
+        with open_driver(server.settings(server.status())) as driver:
+            for _ in range(args.reps):
+                for workers in dict.fromkeys((1, args.workers)):
+                    _empty(driver)
+                    r = write_graph(driver, shop, workers=workers, show_progress=False)
+                    runs.setdefault(str(workers), []).append(
+                        {"rels_per_s": r.rate(REL_TABLES), "nodes_per_s": r.rate(NODE_TABLES),
+                         "total_seconds": r.total_seconds}
+                    )  # fmt: skip
+    finally:
+        server.stop()
+        shutil.rmtree(server.home, ignore_errors=True)
+    medians = {w: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for w, rs in runs.items()}
+    return {"runs": runs, "medians": medians, "reps": args.reps}
+
+
+def _empty(driver: Any) -> None:
+    """Delete the graph and every constraint, so the next load is a first load."""
+    with driver.session() as session:
+        session.run(
+            "MATCH ()-[r]->() CALL { WITH r DELETE r } IN TRANSACTIONS OF 50000 ROWS"
+        ).consume()
+        session.run(
+            "MATCH (n) CALL { WITH n DETACH DELETE n } IN TRANSACTIONS OF 50000 ROWS"
+        ).consume()
+    records, _, _ = driver.execute_query("SHOW CONSTRAINTS YIELD name")
+    for record in records:
+        driver.execute_query("DROP CONSTRAINT $name", name=record["name"])
+
+
+def part_kge(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from ingest.tables import GraphTables
+    from kg.embeddings.train import EmbedConfig, evaluate_link_prediction, train_kge
+    from kg.embeddings.triples import build_triples
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    t0 = time.perf_counter()
+    names = ("products", "categories", "brands", "in_category", "subcategory_of", "made_by")
+    full = GraphTables.load(_tables_dir(args))
+    tables = GraphTables(**{n: full.table(n) for n in names})
+    del full
+    triples = build_triples(tables)
+    factory = triples.factory()
+    prep_s = time.perf_counter() - t0
+    out: dict[str, Any] = {
+        "triples": factory.num_triples,
+        "entities": factory.num_entities,
+        "prepare_seconds": prep_s,
+        "runs": [],
+    }
+    sample = factory.clone_and_exchange_triples(factory.mapped_triples[:: factory.num_triples // 8])
+    load = os.getloadavg()[0]
+    # fastest first; the result file is rewritten after each run, so a run cut short keeps them
+    for model, batch in (("transe", 32768), ("rotate", 32768), ("transe", 4096)):
+        config = EmbedConfig(
+            model=model, dim=64, epochs=1000, batch_size=batch, eval_every=1000, device="cpu"
+        )
+        t0 = time.perf_counter()
+        outcome = train_kge(
+            factory, sample, config, show_progress=False, stop_after_epochs=args.kge_epochs
+        )
+        wall = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        probe = factory.clone_and_exchange_triples(
+            factory.mapped_triples[:: factory.num_triples // 64]
+        )
+        evaluate_link_prediction(outcome.model, probe, [factory], batch_size=256)
+        eval_s = time.perf_counter() - t1
+        out["runs"].append(
+            {
+                "model": model,
+                "batch_size": batch,
+                "epochs": outcome.epochs_trained,
+                "epoch_seconds": outcome.train_seconds / outcome.epochs_trained,
+                "triples_per_s": outcome.triples_per_second,
+                "wall_seconds": wall,
+                "eval_triples": probe.num_triples,
+                "eval_seconds": eval_s,
+                **_peaks(),
+            }
+        )
+        del outcome
+        partial = {**out, **_peaks(), "load_before": load, "load_after": os.getloadavg()[0]}
+        (args.work / "results" / "kge.json").write_text(json.dumps(partial, indent=2))
+    return out
+
+
+def part_text(args: argparse.Namespace) -> dict[str, Any]:
+    import numpy as np
+
+    from gnn.text import product_texts
+    from ingest.tables import GraphTables
+
+    names = ("products", "brands", "made_by", "in_category")
+    full = GraphTables.load(_tables_dir(args))
+    tables = GraphTables(**{n: full.table(n) for n in names})
+    del full
+    _, texts = product_texts(tables)
+    rng = np.random.default_rng(0)
+    sample = [texts[i] for i in rng.choice(len(texts), args.text_sample, replace=False)]
+    lengths = [len(t) for t in sample]
+    work = args.work / "text"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    (work / "texts.json").write_text(json.dumps(sample))
+    cache = work / "cache"
+    chunk = args.text_chunk
+    # the first encoder is killed once two chunks are stored; the second finishes the job
+    cmd = [sys.executable, __file__, "--work", str(args.work), "--encode", str(work)]
+    cmd += ["--text-chunk", str(chunk)]
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    t0 = time.perf_counter()
+    while _cached(cache) < 2 * chunk and first.poll() is None:
+        time.sleep(0.5)  # poll interval: the cache's index says how far the encoder got
+    first.kill()
+    first.wait()
+    killed_after = time.perf_counter() - t0
+    stored = _cached(cache)
+    second = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
+    result = json.loads(second.stdout.strip().splitlines()[-1])
+    return {
+        "sample": len(sample),
+        "chars_median": float(np.median(lengths)),
+        "killed_after_seconds": killed_after,
+        "stored_before_kill": stored,
+        "second_run": result,
+        "rate_texts_per_s": result["encoded"] / result["encode_seconds"],
+        "all_products": len(texts),
+        **_peaks(),
+    }
+
+
+def _cached(cache: Path) -> int:
+    for index in cache.glob("*/index.json"):
+        try:
+            return len(json.loads(index.read_text())["rows"])
+        except (ValueError, KeyError):
+            return 0  # being replaced this instant: read again at the next poll
+    return 0
+
+
+def encode_child(work: Path, chunk: int) -> None:
+    """Encode WORK/texts.json through WORK/cache; print what this run encoded as JSON."""
+    import torch
+
+    from gnn.text import TextEncoder, encode_texts
+    from gnn.text_cache import TextEmbeddingCache
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    texts = json.loads((work / "texts.json").read_text())
+    t0 = time.perf_counter()
+    encoder = TextEncoder(device="cpu")
+    encoder.load()
+    load_s = time.perf_counter() - t0
+    key = encoder.cache_key
+    before = len(TextEmbeddingCache(work / "cache" / key, key=key, dim=encoder.dim))
+    t0 = time.perf_counter()
+    encode_texts(texts, work / "cache", encoder, show_progress=False, chunk_size=chunk)
+    secs = time.perf_counter() - t0
+    print(json.dumps({"cached_before": before, "encoded": len(set(texts)) - before,
+                      "encode_seconds": secs, "model_load_seconds": load_s,
+                      "batch_size": encoder.batch_size, "max_length": encoder.max_length}))  # fmt: skip
+
+
+RUNNERS = {
+    "generate": part_generate,
+    "generate-memory": part_generate_memory,
+    "bulk": part_bulk,
+    "bolt": part_bolt,
+    "bolt-bench": part_bolt_bench,
+    "kge": part_kge,
+    "text": part_text,
+}
+
+
+# ----------------------------------------------------------------------------- report
+def _fmt_s(s: float) -> str:
+    return f"{s:,.1f}"
+
+
+def report(args: argparse.Namespace) -> str:
+    res = {
+        p: json.loads(f.read_text())
+        for p in PARTS
+        if (f := args.work / "results" / f"{p}.json").exists()
+    }
+    loads = [r[k] for r in res.values() for k in ("load_before", "load_after") if k in r]
+    shared = [
+        f"- **Measured on a shared machine**: 1-minute load averages {min(loads):.0f} to "
+        f"{max(loads):.0f} on 2 cores while these parts ran; every time below is an upper "
+        "bound, to be measured again on a quiet machine."
+    ] if loads and max(loads) > 2.5 else []  # fmt: skip
+    counts = res.get("generate", {}).get("counts", {})
+    sizes = ", ".join(f"{v:,} {k}" for k, v in counts.items() if v)
+    lines = [
+        f"- Machine: {machine_line()}",
+        f"- Dataset: synthetic preset `{args.preset}` (seed 0), streamed: {sizes}; products "
+        "have a title and a description",
+        f"- Command: `.venv/bin/python bench/bench_scale.py --work WORK` (parts: "
+        f"{', '.join(res)}); Neo4j heap {args.heap}, page cache {args.pagecache}",
+        "- Load average (1 min) before and after each part is listed: above 2 on this 2-core "
+        "machine means other work shared it and the times are upper bounds.",
+        *shared,
+        "",
+        "| step | figure | peak RSS (MiB) | load avg |",
+        "|---|---|---:|---|",
+    ]
+
+    def row(step: str, figure: str, r: dict[str, Any], rss: str | None = None) -> None:
+        peak = rss or f"{r['peak_rss_mib']:,.0f}"
+        lines.append(
+            f"| {step} | {figure} | {peak} | {r['load_before']:.1f} / {r['load_after']:.1f} |"
+        )
+
+    if "generate" in res:
+        r = res["generate"]
+        row(f"generate {args.preset}, streamed (`write_shop`)",
+            f"{_fmt_s(r['seconds'])} s; {r['folder_mib']:,.0f} MiB of Parquet", r)  # fmt: skip
+    if "generate-memory" in res:
+        r = res["generate-memory"]
+        row("generate the same shop in memory (`generate_shop`)",
+            f"{_fmt_s(r['seconds'])} s", r)  # fmt: skip
+    if "bulk" in res:
+        r = res["bulk"]
+        s = r["seconds"]
+        row("bulk load (`kgrec ingest ... --bulk`)",
+            f"{r['relationship_rows']:,} relationships + {r['node_rows']:,} nodes: importer "
+            f"{_fmt_s(s['import'])} s = **{r['import_rels_per_s']:,.0f} relationships/s**; whole "
+            f"load {_fmt_s(s['total'])} s = {r['total_rels_per_s']:,.0f}/s (CSV {_fmt_s(s['csv'])}"
+            f" s, stop {_fmt_s(s['stop'])} s, start {_fmt_s(s['start'])} s, constraints "
+            f"{_fmt_s(s['schema'])} s)", r,
+            f"{r['peak_rss_mib']:,.0f} (Python); {r['largest_child_rss_mib']:,.0f} (largest JVM)")  # fmt: skip
+    if "bolt" in res:
+        r = res["bolt"]
+        row(f"load over Bolt (`write_graph`, {r['workers']} workers)",
+            f"**{r['rels_per_s']:,.0f} relationships/s**, {r['nodes_per_s']:,.0f} nodes/s; "
+            f"{_fmt_s(r['total_seconds'])} s in all (interactions "
+            f"{_fmt_s(r['seconds']['interactions'])} s)", r,
+            f"{r['peak_rss_mib']:,.0f} (Python); {r['largest_child_rss_mib']:,.0f} (Neo4j)")  # fmt: skip
+    if "bolt-bench" in res:
+        r = res["bolt-bench"]
+        figs = "; ".join(
+            f"{w} worker{'s' if w != '1' else ''}: **{m['rels_per_s']:,.0f}** relationships/s, "
+            f"{m['nodes_per_s']:,.0f} nodes/s"
+            for w, m in r["medians"].items()
+        )
+        row(f"load over Bolt, preset bench (1M interactions), medians of {r['reps']} alternated runs",
+            figs, r)  # fmt: skip
+    if "kge" in res:
+        r = res["kge"]
+        for run in r["runs"]:
+            hours = run["eval_seconds"] / run["eval_triples"] * 0.1 * r["triples"] / 3600
+            row(f"KGE {run['model']} dim 64, batch {run['batch_size']:,} ({r['triples']:,} "
+                f"triples, {r['entities']:,} entities)",
+                f"**{_fmt_s(run['epoch_seconds'])} s/epoch** ({run['triples_per_s']:,.0f} "
+                f"triples/s, {run['epochs']} epochs); filtered evaluation "
+                f"{run['eval_seconds'] / run['eval_triples'] * 1000:,.0f} ms/triple, so a 10% "
+                f"test split takes about {hours:,.1f} h", run | {"load_before": r["load_before"],
+                "load_after": r["load_after"]})  # fmt: skip
+    if "text" in res:
+        r = res["text"]
+        hours = r["all_products"] / r["rate_texts_per_s"] / 3600
+        sec = r["second_run"]
+        row("text encoding (all-MiniLM-L6-v2, cache, CPU)",
+            f"**{r['rate_texts_per_s']:,.1f} texts/s** on {r['sample']:,} sampled xl texts "
+            f"(median {r['chars_median']:.0f} characters, batch {sec['batch_size']}, max_length "
+            f"{sec['max_length']}): all {r['all_products']:,} would take about {hours:,.1f} h. "
+            f"Killed after {_fmt_s(r['killed_after_seconds'])} s with {r['stored_before_kill']:,} "
+            f"texts stored; the re-run found {sec['cached_before']:,} cached and encoded the other "
+            f"{sec['encoded']:,}", r)  # fmt: skip
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, required=True, help="folder for data and results")
+    parser.add_argument("--preset", default="xl", help="synthetic preset (xl; smaller to try)")
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated: {PARTS}")
+    parser.add_argument("--force", action="store_true", help="re-run parts that have results")
+    parser.add_argument("--heap", default="2g", help="Neo4j heap")
+    parser.add_argument("--pagecache", default="3g", help="Neo4j page cache")
+    parser.add_argument("--workers", type=int, default=4, help="write transactions at once")
+    parser.add_argument("--batch-size", type=int, default=10_000)
+    parser.add_argument("--reps", type=int, default=2, help="bolt-bench runs per setting")
+    parser.add_argument("--kge-epochs", type=int, default=2)
+    parser.add_argument("--text-sample", type=int, default=2048)
+    parser.add_argument("--text-chunk", type=int, default=256)
+    parser.add_argument("--keep", action="store_true", help="keep the bulk-loaded Neo4j home")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md")
+    parser.add_argument("--child", choices=PARTS, help=argparse.SUPPRESS)
+    parser.add_argument("--encode", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    args.work = args.work.resolve()
+    if args.encode is not None:
+        encode_child(args.encode, args.text_chunk)
+        return 0
+    if args.child:
+        load = os.getloadavg()[0]
+        result = RUNNERS[args.child](args)
+        result.update(_peaks(), load_before=load, load_after=os.getloadavg()[0])
+        out = args.work / "results" / f"{args.child}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2))
+        return 0
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        parser.error(f"unknown parts {unknown}; parts are {PARTS}")
+    args.work.mkdir(parents=True, exist_ok=True)
+    for part in parts:
+        if (args.work / "results" / f"{part}.json").exists() and not args.force:
+            print(f"{part}: result present, skipped (--force re-runs it)", flush=True)
+            continue
+        print(f"{part}: running", flush=True)
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, __file__, *sys.argv[1:], "--child", part], check=True)
+        print(f"{part}: done in {time.perf_counter() - t0:,.0f} s", flush=True)
+    text = report(args)
+    print(text)
+    if not args.no_write:
+        write_section("scale", "Scale: the xl shop on one machine", text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
