@@ -41,7 +41,7 @@ which the query layer's pruning evaluates for some products only), for a batch t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -200,6 +200,8 @@ class FusionScorer:
         self.cooc = cooc
         #: rows of ``cooc`` that live interactions changed (:meth:`set_cooc_row`)
         self.cooc_rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        #: called with row indices before they are read (live: pending changes built then)
+        self.before_read: Callable[[Iterable[int]], None] | None = None
         cfg = arrays.cooc_config
         self.n_recent = int(cfg.get("n_recent", 5))
         self.decay = float(cfg.get("recency_decay", 0.8))
@@ -357,6 +359,8 @@ class FusionScorer:
         items of a history (oldest first)."""
         recent = np.asarray(history, np.int64)[::-1][: self.n_recent]
         cooc = self.cooc
+        if self.before_read is not None:
+            self.before_read(recent.tolist())
         at, sizes = concat_ranges(cooc.indptr[recent], cooc.indptr[recent + 1])
         indices, data = cooc.indices[at], cooc.data[at]
         if self.cooc_rows and any(int(h) in self.cooc_rows for h in recent):
@@ -377,6 +381,8 @@ class FusionScorer:
     def cooc_row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """``(products ascending, C[i, products])``: row ``i`` of the co-occurrence matrix,
         as live interactions left it (:meth:`set_cooc_row`)."""
+        if self.before_read is not None:
+            self.before_read((i,))
         row = self.cooc_rows.get(i)
         if row is not None:
             return row

@@ -29,7 +29,7 @@ normaliser of popularity (the most popular product's count at load).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -93,8 +93,15 @@ class LiveState:
         self.distance_decay = float(cfg.get("distance_decay", 0.8))
         self.backward = float(cfg.get("backward_weight", 0.25))
         self.normalize = float(cfg.get("normalize", 0.25))
-        self._raw: dict[int, tuple[dict[int, float], float]] = {}
+        self._raw: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}
+        #: raw counts added to co-occurrence rows and not renormalised yet; by column, the rows
+        #: they touch. A row is rebuilt when a query reads it (:meth:`flush_rows`): an event
+        #: costs a few dictionary updates, and a row read many times between events is built once
+        self._pending: dict[int, dict[int, float]] = {}
+        self._pending_cols: dict[int, set[int]] = {}
         rec.live = self
+        rec.scorer.before_read = self.flush_rows
+        rec.cooc.watch(self.flush_rows, self.flush_column)
 
     # ------------------------------------------------------------------ reading
     def history(self, user: str) -> np.ndarray | None:
@@ -105,6 +112,26 @@ class LiveState:
     def blocked(self) -> np.ndarray:
         """Product indices no ranking may return (unavailable or retired)."""
         return np.fromiter(sorted(self.unavailable), np.int64, len(self.unavailable))
+
+    def flush_rows(self, rows: Iterable[int]) -> None:
+        """Rebuild the co-occurrence rows among ``rows`` that events changed since they were
+        last read."""
+        if not self._pending:
+            return
+        for i in rows:
+            delta = self._pending.pop(int(i), None)
+            if delta:
+                self._update_row(int(i), delta)
+
+    def flush_column(self, j: int) -> None:
+        """Rebuild the rows that events gave an entry in column ``j``."""
+        rows = self._pending_cols.pop(int(j), None)
+        if rows:
+            self.flush_rows(rows)
+
+    def _flush_all(self) -> None:
+        self.flush_rows(list(self._pending))
+        self._pending_cols.clear()
 
     # ------------------------------------------------------------------ applying
     def apply(self, events: Sequence[AppliedEvent]) -> Touched:
@@ -160,7 +187,10 @@ class LiveState:
                 deltas.setdefault(j, {})[a] = deltas.get(j, {}).get(a, 0.0) + self.backward * w
         ids = self.rec.index.product_ids
         for row, delta in deltas.items():
-            self._update_row(row, delta)
+            pending = self._pending.setdefault(row, {})
+            for k, v in delta.items():
+                pending[k] = pending.get(k, 0.0) + v
+                self._pending_cols.setdefault(k, set()).add(row)
             touched.products.add(ids[row])
 
     def _update_row(self, i: int, delta: dict[int, float]) -> None:
@@ -173,15 +203,22 @@ class LiveState:
             # a row of C is raw / S ** nu with S its raw sum, so sum(C) = S ** (1 - nu)
             s = total ** (1.0 / (1.0 - nu)) if total > 0 and nu < 1 else total
             scale = s**nu if s > 0 else 1.0
-            raw = dict(zip(products.tolist(), (values * scale).tolist(), strict=True))
-            self._raw[i] = (raw, s)
-        raw, s = self._raw[i]
-        for j, v in delta.items():
-            raw[j] = raw.get(j, 0.0) + v
-        s += sum(delta.values())
-        self._raw[i] = (raw, s)
-        products = np.fromiter(sorted(raw), np.int64, len(raw))
-        values = np.array([raw[j] for j in products.tolist()], np.float64) / (s**self.normalize)
+            self._raw[i] = (products.astype(np.int64), values * scale, s)
+        products, raw, s = self._raw[i]
+        keys = np.fromiter(sorted(delta), np.int64, len(delta))
+        add = np.array([delta[j] for j in keys.tolist()], np.float64)
+        at = np.searchsorted(products, keys)
+        held = np.zeros(keys.size, bool)
+        if products.size:
+            held = (at < products.size) & (products[np.minimum(at, products.size - 1)] == keys)
+        raw = raw.copy()
+        np.add.at(raw, at[held], add[held])
+        if not held.all():
+            products = np.insert(products, at[~held], keys[~held])
+            raw = np.insert(raw, at[~held], add[~held])
+        s += float(add.sum())
+        self._raw[i] = (products, raw, s)
+        values = raw / (s**self.normalize)
         rec.scorer.set_cooc_row(i, products, values)
         rec.cooc.set_row(i, products, values)
 
@@ -231,6 +268,10 @@ class LiveState:
             if not event.available:
                 self.unavailable.add(ix.n_products + len(rows) - 1)
         if placed:
+            # rows as they stand now, then the borrowed columns on top (the raw counts are
+            # read back from the grown rows at the next change)
+            self._flush_all()
+            self._raw.clear()
             rec.add_products(
                 [e.product_id for e, _, _, _ in rows],
                 [e.title for e, _, _, _ in rows],

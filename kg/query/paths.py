@@ -9,6 +9,7 @@ paths), and only the chosen paths are turned into :class:`~kg.query.types.GraphP
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -46,11 +47,15 @@ class CoocIndex:
     _strongest: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(
         init=False, default_factory=dict, repr=False
     )
-    #: rows live interactions changed (:meth:`set_row`), and the same entries by column
+    #: rows live interactions changed (:meth:`set_row`); by column, the rows whose overlay
+    #: holds an entry the loaded matrix lacks
     _rows: dict[int, tuple[np.ndarray, np.ndarray]] = field(
         init=False, default_factory=dict, repr=False
     )
-    _cols: dict[int, dict[int, float]] = field(init=False, default_factory=dict, repr=False)
+    _cols: dict[int, set[int]] = field(init=False, default_factory=dict, repr=False)
+    #: called before a row, or a column, is read (live: pending changes are built then)
+    before_read: Callable[[Iterable[int]], None] | None = field(init=False, default=None)
+    before_column: Callable[[int], None] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         csr = sp.csr_matrix(self.matrix, dtype=np.float64)
@@ -69,11 +74,19 @@ class CoocIndex:
 
     def row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """``(products j, co(i, j))`` with ``C[i, j] > 0``, ``j`` ascending."""
+        if self.before_read is not None:
+            self.before_read((i,))
         live = self._rows.get(i)
         if live is not None:
             return live
         lo, hi = self.csr.indptr[i], self.csr.indptr[i + 1]
         return self.csr.indices[lo:hi], self.csr.data[lo:hi]
+
+    def watch(self, rows: Callable[[Iterable[int]], None], column: Callable[[int], None]) -> None:
+        """Call ``rows(indices)`` before rows are read and ``column(j)`` before column ``j`` is
+        (:mod:`kg.query.live` builds the rows that events changed then)."""
+        object.__setattr__(self, "before_read", rows)
+        object.__setattr__(self, "before_column", column)
 
     def set_row(self, i: int, products: np.ndarray, values: np.ndarray) -> None:
         """Replace row ``i`` of ``C`` (``products`` ascending; live interactions, see
@@ -81,11 +94,10 @@ class CoocIndex:
         strongest-neighbour lists of :meth:`strongest` keep the loaded rows)."""
         top = float(values.max()) if values.size else 0.0
         scaled = (values / top if top > 0 else values).astype(np.float32)
-        for j in self.row(i)[0].tolist():
-            self._cols.setdefault(j, {})[i] = 0.0
-        self._rows[i] = (np.asarray(products, np.int32), scaled)
-        for j, v in zip(products.tolist(), scaled.tolist(), strict=True):
-            self._cols.setdefault(j, {})[i] = v
+        products = np.asarray(products, np.int32)
+        for j in np.setdiff1d(products, self.row(i)[0], assume_unique=True).tolist():
+            self._cols.setdefault(j, set()).add(i)
+        self._rows[i] = (products, scaled)
 
     def add_products(self, n: int) -> None:
         """Make room for ``n`` new products (empty rows and columns)."""
@@ -121,13 +133,20 @@ class CoocIndex:
 
     def column(self, j: int) -> tuple[np.ndarray, np.ndarray]:
         """``(products x, co(x, j))`` with ``C[x, j] > 0``, ``x`` ascending."""
+        if self.before_column is not None:
+            self.before_column(j)
         lo, hi = self.csc.indptr[j], self.csc.indptr[j + 1]
         rows, values = self.csc.indices[lo:hi], self.csc.data[lo:hi]
-        live = self._cols.get(j)
-        if not live:
+        if not self._rows:
+            return rows, values
+        changed = {x for x in rows.tolist() if x in self._rows} | self._cols.get(j, set())
+        if not changed:
             return rows, values
         merged = dict(zip(rows.tolist(), values.tolist(), strict=True))
-        merged.update(live)
+        for x in changed:
+            products, scaled = self._rows[x]
+            k = int(np.searchsorted(products, j))
+            merged[x] = float(scaled[k]) if k < products.size and products[k] == j else 0.0
         kept = sorted(x for x, v in merged.items() if v > 0)
         return (np.array(kept, np.int32), np.array([merged[x] for x in kept], np.float32))
 
