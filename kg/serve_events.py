@@ -95,7 +95,7 @@ def _unauthorised() -> JSONResponse:
 
 def add_event_routes(app: FastAPI, feed: EventFeed, token: str, config: EventsConfig) -> None:
     """Add ``POST /events`` and the worker's polling task to ``app`` (module docstring)."""
-    from ingest.events import EventBatchError, parse_events
+    from ingest.events import AppliedEvent, EventBatchError, EventReceipt, parse_events
 
     expected = f"Bearer {token}".encode()
 
@@ -114,15 +114,21 @@ def add_event_routes(app: FastAPI, feed: EventFeed, token: str, config: EventsCo
             return JSONResponse(
                 {"detail": 'send a JSON list of events, or {"events": [...]}'}, status_code=422
             )
+
+        def commit() -> tuple[EventReceipt, list[AppliedEvent]]:
+            return feed.log.write(batch), feed.fetch()
+
         try:
             batch = parse_events(items)
-            receipt = await asyncio.to_thread(feed.log.write, batch)
+            # one hand-off to a thread for the commit and the read-back: each return to the
+            # event loop waits behind the queries queued there
+            receipt, fetched = await asyncio.to_thread(commit)
         except EventBatchError as exc:
             return JSONResponse(
                 {"detail": str(exc), "errors": [e.to_dict() for e in exc.errors]},
                 status_code=422,
             )
-        touched = feed.apply(await asyncio.to_thread(feed.fetch))
+        touched = feed.apply(fetched)
         return JSONResponse({
             "applied": receipt.applied,
             "duplicates": receipt.duplicates,
