@@ -63,6 +63,7 @@ class FusionRecommender:
         kge: ``(n_products, d_kge)`` KG-embedding features in the same order, or ``None``.
         feature_info: provenance of the features (saved with the model).
         examples_per_user: most training examples per user and epoch (``None``: all).
+        warm_start: a run folder whose weights the fit starts from (:mod:`gnn.warm_start`).
     """
 
     name = MODEL_NAME
@@ -76,6 +77,7 @@ class FusionRecommender:
         kge: np.ndarray | None = None,
         feature_info: dict[str, Any] | None = None,
         examples_per_user: int | None = None,
+        warm_start: str | Path | None = None,
         **overrides: Any,
     ) -> None:
         self.config = replace(config or FusionConfig(), **overrides)
@@ -88,6 +90,7 @@ class FusionRecommender:
             raise ValueError("FusionRecommender: use_kge is set but no KGE features given")
         self.feature_info = dict(feature_info or {})
         self.examples_per_user = examples_per_user
+        self.warm_start = warm_start
         self.module: FusionGNN | None = None
         self.features: torch.Tensor | None = None
         self.edge_index: dict[tuple[str, str, str], torch.Tensor] = {}
@@ -132,6 +135,12 @@ class FusionRecommender:
         )
         self._setup(data, split, dev)
         assert self.module is not None
+        warm = None
+        if self.warm_start is not None:
+            from gnn.warm_start import warm_start
+
+            warm = {"from": str(self.warm_start),
+                    **warm_start(self.module, self.node_ids, self.warm_start)}  # fmt: skip
         graph_s = time.perf_counter() - start
         cooc = ItemCooccurrence().fit(split, show_progress=False)
         self.cooc, self.cooc_config = cooc.item_item, asdict(cooc.config)
@@ -174,6 +183,7 @@ class FusionRecommender:
         self.ids_sha256 = split.ids_fingerprint()
         self.fit_info = {
             "seed": seed,
+            "warm_start": warm,
             "epochs_run": epoch,
             "best_epoch": stopper.best_epoch,
             "best_valid_ndcg@10": stopper.best if valid_users.size else None,

@@ -76,6 +76,7 @@ def train_fusion(
     text_model: str | Path | None = None,
     seed: int = 0,
     examples_per_user: int | None = None,
+    warm_start: str | Path | None = None,
     ks: tuple[int, ...] = (10, 20),
     show_progress: bool = True,
 ) -> TrainResult:
@@ -92,6 +93,8 @@ def train_fusion(
         text_model: a local BERT folder; default the bundled all-MiniLM-L6-v2.
         seed: training seed.
         examples_per_user: cap on training examples per user and epoch.
+        warm_start: a run folder to start from (its weights; new products and nodes get
+            fresh rows: :mod:`gnn.warm_start`); ``None`` fits from random weights.
         ks: metric cutoffs.
         show_progress: progress bars.
 
@@ -127,6 +130,7 @@ def train_fusion(
         kge=kge_vectors,
         feature_info=info,
         examples_per_user=examples_per_user,
+        warm_start=warm_start,
     )
     model.fit(split, seed=seed, show_progress=show_progress)
     folder = Path(out)

@@ -42,14 +42,16 @@ def _config(args: argparse.Namespace) -> FusionConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from gnn.pipeline import make_split, train_fusion
+    from gnn.pipeline import make_split
+    from gnn.warm_start import WarmStartError
     from kg.cli import CommandError
-    from kg.embeddings.artifact import KGEmbeddings
 
     try:
         config = _config(args)
     except ValueError as exc:  # a bad option value, e.g. --dim 0
         raise CommandError(str(exc)) from None
+    if args.warm_start is not None and not (args.warm_start / "config.json").is_file():
+        raise CommandError(f"--warm-start {args.warm_start}: not a run folder of kgrec train")
     tables = _tables(args)
     split = make_split(tables, args.protocol)
     stats = split.stats()
@@ -58,18 +60,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"{stats['train_interactions']:,} train interactions, {stats['valid_users']:,} valid "
         f"users, {stats['test_users']:,} test users"
     )
-    result = train_fusion(
-        tables,
-        args.out,
-        config,
-        split=split,
-        kge=None if args.kge is None else KGEmbeddings.load(args.kge),
-        text_cache=args.text_cache,
-        text_model=args.text_model,
-        seed=args.seed,
-        show_progress=not args.no_progress,
-    )
+    try:
+        result = _train(args, tables, config, split)
+    except WarmStartError as exc:
+        raise CommandError(f"--warm-start: {exc}") from None
     fit = result.model.fit_info
+    if fit.get("warm_start"):
+        w = fit["warm_start"]
+        print(
+            f"warm start from {w['from']}: {w['tensors']} shared weights and {w['rows']:,} "
+            f"node rows copied, {w['new_rows']:,} new node rows"
+        )
     print(
         f"trained {fit['epochs_run']} epochs (best {fit['best_epoch']}) in {fit['seconds']:.1f} s "
         f"on {fit['device']}, {fit['epoch_seconds_mean']:.2f} s/epoch; co-occurrence blend "
@@ -79,6 +80,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     _print_metrics(result.metrics)
     print(f"model: {result.folder} (training curve: {result.folder / 'training_curve.png'})")
     return 0
+
+
+def _train(args: argparse.Namespace, tables: Any, config: FusionConfig, split: Any) -> Any:
+    from gnn.pipeline import train_fusion
+    from kg.embeddings.artifact import KGEmbeddings
+
+    return train_fusion(
+        tables,
+        args.out,
+        config,
+        split=split,
+        kge=None if args.kge is None else KGEmbeddings.load(args.kge),
+        text_cache=args.text_cache,
+        text_model=args.text_model,
+        seed=args.seed,
+        show_progress=not args.no_progress,
+        warm_start=args.warm_start,
+    )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -168,6 +187,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                 "patience": int, "eval_every": int, "similarity_dim": int, "device": str},
     )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    p.add_argument(
+        "--warm-start", type=Path, metavar="RUN",
+        help="start from the weights of this run folder (same settings; new products and "
+        "nodes get fresh rows) instead of random ones, then train and choose the final-score "
+        "weights on validation as usual",
+    )  # fmt: skip
     p.add_argument(
         "--similarity", action=argparse.BooleanOptionalAction, default=True,
         help="text / KGE similarity terms in the final score, weights chosen on validation "
