@@ -187,6 +187,7 @@ def create_app(
             "search": rec.search,
             "blas_threads": threads(),
             "precomputed": None if answers is None else answers.k,
+            "worker": os.getpid(),
             "events_seq": None if events is None else events[0].seq,
         }
 

@@ -99,6 +99,9 @@ class HealthModel(BaseModel):
         description="the k up to which default-parameter answers come precomputed (kgrec "
         "precompute), or null when every answer is computed live"
     )
+    worker: int | None = Field(
+        default=None, description="the process id of the worker that answered"
+    )
     events_seq: int | None = Field(
         default=None,
         description="the last event sequence number this worker applied (kgrec serve "

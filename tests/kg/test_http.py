@@ -6,6 +6,7 @@ import asyncio
 import copy
 import inspect
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, unquote
@@ -83,7 +84,7 @@ def test_health(client: TestClient, rec: Recommender) -> None:
         "status": "ok", "version": kg.__version__, "products": 300, "users": 200,
         "categories": rec.index.n_categories, "levels": 3, "search": "exact",
         "blas_threads": current_blas_threads(),  # this process's: the test client serves in it
-        "precomputed": None,
+        "precomputed": None, "worker": os.getpid(), "events_seq": None,
     }  # fmt: skip
 
 
