@@ -169,12 +169,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     blas = blas_threads_per_worker(config)
     with _one_line_errors():
         rec = _recommender(args)
-        if not args.lazy_text_encoder:
+        if not args.lazy_text_encoder or args.events:
             import torch
 
             torch.set_num_threads(1)  # before any torch work: the workers fork from here
             try:
                 rec.new_products.preload()
+                if args.events:  # new products come as events: their neighbours' vectors now,
+                    # not in a worker's event loop, where encoding the catalogue would stall it
+                    rec.new_products.text_vectors(show_progress=not args.no_progress)
             except OSError as exc:
                 raise _fail(f"{exc} (--lazy-text-encoder starts without it)") from exc
         answers = _answers(args, rec)
@@ -470,7 +473,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="load the text encoder of POST /related-products (new products) on the first such "
         "request, in each worker, instead of at start-up: a start without torch, several "
-        "seconds faster and a few hundred MB smaller per worker, but that request waits ~10 s",
+        "seconds faster and a few hundred MB smaller per worker, but that request waits ~10 s "
+        "(not with --events: new products come as events, and the encoder loads at start-up)",
     )
     p.add_argument(
         "--no-precomputed",
