@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest import schema
+from ingest.search_index import index_product_text
 from ingest.tables import GraphTables
 
 if TYPE_CHECKING:
@@ -388,6 +389,7 @@ def write_graph(
         _write_triples(driver, tables.triples, database, batch_size, bar)
         report.rows["triples"] = tables.triples.num_rows
         report.seconds["triples"] = time.perf_counter() - t0
+        index_product_text(driver, database=database, batch_size=batch_size)
     report.total_seconds = time.perf_counter() - start
     return report
 
