@@ -181,7 +181,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     stored = "none" if answers is None else f"k up to {answers.k}, default parameters"
     print(
         f"kgrec serving on http://{config.host}:{config.port} with {config.workers} worker(s), "
-        f"BLAS threads per worker: {threads}; search: {rec.search}; precomputed answers: "
+        f"BLAS threads per worker: {threads}; search: {rec.search_mode}; precomputed answers: "
         f"{stored} (docs: /docs, schema: /openapi.json)",
         flush=True,
     )

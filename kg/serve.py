@@ -174,7 +174,7 @@ def create_app(
             "users": len(ix.user_ids),
             "categories": ix.n_categories,
             "levels": ix.max_depth,
-            "search": rec.search,
+            "search": rec.search_mode,
             "blas_threads": threads(),
             "precomputed": None if answers is None else answers.k,
         }
