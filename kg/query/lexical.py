@@ -90,7 +90,9 @@ class LexicalIndex:
         for name, (docs, terms) in zip(self.fields, per_field, strict=True):
             weights = _bm25(docs, terms, n_terms, self.n_products)
             total = total + weights
-            self._present[name] = (weights > 0).astype(bool)
+            present = sp.csr_matrix((weights > 0).astype(bool))
+            present.sort_indices()
+            self._present[name] = present
         total = sp.csr_matrix(total, dtype=np.float32)
         total.sort_indices()
         self.matrix = total
@@ -121,9 +123,12 @@ class LexicalIndex:
         out: list[list[str]] = [[] for _ in range(len(products))]
         if row is None:
             return out
+        products = np.asarray(products, np.int64)
         for name, present in self._present.items():
             lo, hi = present.indptr[row], present.indptr[row + 1]
-            hit = np.isin(products, present.indices[lo:hi])
+            holders = present.indices[lo:hi]  # ascending (sorted at build)
+            at = np.minimum(np.searchsorted(holders, products), max(holders.size - 1, 0))
+            hit = holders[at] == products if holders.size else np.zeros(products.size, bool)
             for i in np.flatnonzero(hit).tolist():
                 out[i].append(name)
         return out
