@@ -89,8 +89,10 @@ def _mean(rows: list[tuple[float, float, float]]) -> dict[str, float]:
 # ------------------------------------------------------------------------ amazon: setup
 def category_queries(tables: Any) -> dict[str, str]:
     """The protocol's query of every product with a category: the words of the names on its
-    category path, root first, analysed, stop words and repeats removed."""
+    category path, root first, analysed, stop words and repeats removed (the first words
+    within the API's 512 characters: a few Amazon paths are longer)."""
     from kg.query.analyzer import ENGLISH_STOP_WORDS, analyze
+    from kg.query.search import MAX_QUERY_LENGTH
 
     cats = tables.categories.to_pydict()
     name = {c: (n or c) for c, n in zip(cats["id"], cats["name"], strict=True)}
@@ -105,8 +107,13 @@ def category_queries(tables: Any) -> dict[str, str]:
             cid = parent.get(cid)
         path.sort(key=lambda c: level.get(c) or 0)
         words = [w for c in path for w in analyze(name[c]) if w not in ENGLISH_STOP_WORDS]
-        if words:
-            out[pid] = " ".join(dict.fromkeys(words))
+        query = ""
+        for w in dict.fromkeys(words):  # at most MAX_QUERY_LENGTH characters, whole words
+            if len(query) + len(w) + 1 > MAX_QUERY_LENGTH:
+                break
+            query = f"{query} {w}" if query else w
+        if query:
+            out[pid] = query
     return out
 
 
@@ -154,12 +161,17 @@ def fusion_model(tables: Any, split: Any, folder: Path, max_epochs: int) -> tupl
 class Evaluation:
     """Search queries of one split side (``valid`` or ``test``) over one recommender."""
 
-    def __init__(self, rec: Any, split: Any, on: str, queries: dict[str, str]) -> None:
+    def __init__(
+        self, rec: Any, split: Any, on: str, queries: dict[str, str], users: int | None = None
+    ) -> None:
         self.rec, self.search = rec, rec.product_search
         self.cases: list[tuple[str, np.ndarray, int, str]] = []
         ids = split.item_ids
         skipped = 0
-        for u in split.eval_users(on).tolist():
+        todo = split.eval_users(on)
+        if users is not None and users < todo.size:  # a seeded sample (shorter runs)
+            todo = np.sort(np.random.default_rng(0).choice(todo, users, replace=False))
+        for u in todo.tolist():
             target = int(split.targets(on)[u][0])
             query = queries.get(ids[target])
             if query is None:
@@ -217,11 +229,11 @@ def choose_weights(valid: Evaluation, base: Any) -> tuple[Any, list[str]]:
             print(f"  valid {name}={value}: {json.dumps(m)}", flush=True)
         return max(found, key=lambda x: x[0])
 
-    _, dense, _ = best("dense", (0.25, 0.5, 1.0, 2.0), lambda v: replace(off, dense=v), False)
+    _, dense, _ = best("dense", (0.5, 1.0, 2.0, 4.0), lambda v: replace(off, dense=v), False)
     hybrid = replace(off, dense=dense)
     _, cat, _ = best(
         "category (brand = category / 2)",
-        (0.25, 0.5, 1.0),
+        (0.5, 1.0, 2.0),
         lambda v: replace(hybrid, category=v, brand=v / 2),
         False,
     )
@@ -230,7 +242,7 @@ def choose_weights(valid: Evaluation, base: Any) -> tuple[Any, list[str]]:
         "filters", (False, True), lambda v: replace(linked, links=LinkSettings(filters=v)), False
     )
     linked = replace(linked, links=LinkSettings(filters=filters))
-    _, user, _ = best("user", (0.5, 1.0, 2.0, 4.0), lambda v: replace(linked, user=v), True)
+    _, user, _ = best("user", (1.0, 2.0, 4.0, 8.0), lambda v: replace(linked, user=v), True)
     return replace(linked, user=user), log
 
 
@@ -355,7 +367,7 @@ def run_amazon(args: argparse.Namespace) -> str:
     rec_valid = Recommender(model, without_rows(tables, split, keep_valid=False))
     rec_test = Recommender(model, without_rows(tables, split, keep_valid=True))
     t_build = time.perf_counter()
-    valid = Evaluation(rec_valid, split, "valid", queries)
+    valid = Evaluation(rec_valid, split, "valid", queries, args.valid_users)
     build_s = time.perf_counter() - t_build
     print(f"recommenders {t_build - t0:.1f} s, valid search index + queries {build_s:.1f} s; "
           f"{len(valid.cases):,} valid queries ({len(valid.parts):,} distinct)", flush=True)  # fmt: skip
@@ -364,7 +376,7 @@ def run_amazon(args: argparse.Namespace) -> str:
     tune_s = time.perf_counter() - t0
     print(f"chosen on valid ({tune_s:.0f} s): {weights}", flush=True)
     rec_test.product_search.weights = weights
-    test = Evaluation(rec_test, split, "test", queries)
+    test = Evaluation(rec_test, split, "test", queries, args.test_users)
     off = replace(weights, dense=0.0, category=0.0, brand=0.0, user=0.0,
                   links=replace(weights.links, filters=False))  # fmt: skip
     rows_spec = [
@@ -410,8 +422,16 @@ def run_amazon(args: argparse.Namespace) -> str:
         f"`{weights}`; grid: " + "; ".join(log) + ".",
         f"- **Full search / BM25 alone, NDCG@10: {full / bm25:.2f}x** (target >= 1.4x); "
         f"full {full:.4f} vs best partial row {partial:.4f} (target: above every partial row).",
-        f"- Command: `.venv/bin/python bench/bench_search.py --part amazon --work-dir "
-        f"{args.work_dir}`",
+        "- Command: `.venv/bin/python bench/bench_search.py --part amazon --work-dir "
+        f"{args.work_dir}"
+        + "".join(
+            f" --{name.replace('_', '-')} {getattr(args, name)}"
+            for name in ("valid_users", "test_users", "known_items")
+            if getattr(args, name) is not None
+            and (name != "known_items" or args.known_items != 1000)
+        )
+        + (" --no-neo4j" if args.no_neo4j else "")
+        + "`",
         "",
         "| row | NDCG@10 | Recall@10 | MRR | ms / query (full ranking) |",
         "|---|---:|---:|---:|---:|",
@@ -613,6 +633,8 @@ def main() -> int:
                         help="the trained models and shops, reused by the next run")  # fmt: skip
     parser.add_argument("--max-epochs", type=int, default=20, help="fusion model epochs")
     parser.add_argument("--known-items", type=int, default=1000)
+    parser.add_argument("--valid-users", type=int, help="a seeded sample (default: all)")
+    parser.add_argument("--test-users", type=int, help="a seeded sample (default: all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-neo4j", action="store_true")
     parser.add_argument("--neo4j-calls", type=int, default=2000)

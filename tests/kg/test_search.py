@@ -123,7 +123,10 @@ def test_personal_term_is_the_recommend_score(rec: Recommender, users: list[str]
     wanted = {r.product_id: r.score for r in rec.recommend(user, k=rec.n_products, exclude_seen=False)}  # fmt: skip
     got = rec.search("steel", user=user, k=10)
     for r in got:
-        assert r.terms["personal"] == pytest.approx(wanted[r.product_id], rel=1e-4, abs=1e-5)
+        weight = rec.product_search.weights.user
+        assert r.terms["personal"] == pytest.approx(
+            weight * wanted[r.product_id], rel=1e-4, abs=1e-5
+        )
 
 
 def test_explain_works_on_results(rec: Recommender, users: list[str]) -> None:
