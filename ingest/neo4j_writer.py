@@ -43,6 +43,7 @@ import pyarrow.compute as pc
 
 from ingest import schema
 from ingest.neo4j_parallel import edge_rounds, row_rounds, run_rounds
+from ingest.search_index import index_product_text
 from ingest.tables import GraphTables
 
 if TYPE_CHECKING:
@@ -432,6 +433,7 @@ def write_graph(
         _write_triples(driver, tables.triples, database, batch_size, workers, bar)
         report.rows["triples"] = tables.triples.num_rows
         report.seconds["triples"] = time.perf_counter() - t0
+        index_product_text(driver, database=database, batch_size=batch_size)
     report.total_seconds = time.perf_counter() - start
     return report
 

@@ -1,4 +1,5 @@
-"""``kgrec related | recommend | cross-category | explain | serve | precompute | write-back``: the
+"""``kgrec related | recommend | cross-category | search | explain | serve | precompute |
+write-back``: the
 query layer from the command line. Heavy libraries are imported inside the commands only."""
 
 from __future__ import annotations
@@ -150,6 +151,30 @@ def cmd_cross_category(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    user: str | list[str] | None = None
+    if args.user is not None and args.products is not None:
+        raise _fail("give either --user USER_ID or --products a,b,c (a new user), not both")
+    if args.products is not None:
+        user = [p.strip() for p in args.products.split(",") if p.strip()]
+    elif args.user is not None:
+        user = str(args.user)
+    exclude = [p for p in (args.exclude or "").split(",") if p]
+    results = _run(
+        args,
+        lambda rec: rec.search(
+            args.query,
+            user,
+            args.k,
+            category=args.category,
+            brand=args.brand,
+            exclude=exclude,
+        ),
+    )
+    _print_results(results, args)
+    return 0
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
     paths = _run(args, lambda rec: rec.explain(args.user, args.product, max_paths=args.max_paths))
     _print_paths(paths, args)
@@ -175,6 +200,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             torch.set_num_threads(1)  # before any torch work: the workers fork from here
             try:
                 rec.new_products.preload()
+                rec.product_search.vectors.load()  # search: built once, before the fork
                 if args.events:  # new products come as events: their neighbours' vectors now,
                     # not in a worker's event loop, where encoding the catalogue would stall it
                     rec.new_products.text_vectors(show_progress=not args.no_progress)
@@ -193,7 +219,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     stored = "none" if answers is None else f"k up to {answers.k}, default parameters"
     print(
         f"kgrec serving on http://{config.host}:{config.port} with {config.workers} worker(s), "
-        f"BLAS threads per worker: {threads}; search: {rec.search}; precomputed answers: "
+        f"BLAS threads per worker: {threads}; search: {rec.search_mode}; precomputed answers: "
         f"{stored} (docs: /docs, schema: /openapi.json)",
         flush=True,
     )
@@ -394,6 +420,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(p)
     p.set_defaults(func=cmd_cross_category)
 
+    p = sub.add_parser(
+        "search",
+        help="products for a text query, ranked for a user (personalised product search)",
+        description="Rank products by BM25 over title, description, brand and category names, "
+        "the MiniLM text vector of the query, the categories and brands the query names and, "
+        "with --user or --products, the personalised score of 'recommend' (kg.query.search).",
+    )
+    p.add_argument("query", metavar="QUERY", help="the query text (at most 512 characters)")
+    p.add_argument("--user", metavar="USER_ID", help="rank for this user")
+    p.add_argument(
+        "--products", help="rank for a new user instead: comma-separated product ids, oldest first"
+    )
+    p.add_argument("--category", help="keep only products under this category id (any level)")
+    p.add_argument("--brand", help="keep only products of this brand id")
+    p.add_argument("--exclude", help="comma-separated product ids to leave out")
+    _common(p)
+    p.set_defaults(func=cmd_search)
+
     p = sub.add_parser("explain", help="graph paths from a user's history to a product")
     p.add_argument("user", metavar="USER_ID")
     p.add_argument("product", metavar="PRODUCT_ID")
@@ -471,10 +515,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--lazy-text-encoder",
         action="store_true",
-        help="load the text encoder of POST /related-products (new products) on the first such "
-        "request, in each worker, instead of at start-up: a start without torch, several "
-        "seconds faster and a few hundred MB smaller per worker, but that request waits ~10 s "
-        "(not with --events: new products come as events, and the encoder loads at start-up)",
+        help="load the text encoder of POST /related-products (new products) and the search "
+        "index of GET /search on the first such request, in each worker, instead of at "
+        "start-up: a start without torch, several seconds faster and a few hundred MB smaller "
+        "per worker, but that request waits ~10 s (not with --events: new products come as "
+        "events, and the encoder loads at start-up)",
     )
     p.add_argument(
         "--no-precomputed",

@@ -2,7 +2,7 @@
 :class:`~kg.query.Recommender`; ``kgrec serve`` runs it (:mod:`kg.serve_run`).
 
 Endpoints (read-only but for ``POST /events``, which is off unless ``kgrec serve --events``:
-:mod:`kg.serve_events`; none takes Cypher or any other query text from the caller). Routes are
+:mod:`kg.serve_events`; none takes Cypher or any other query language from the caller). Routes are
 nouns: what is returned, under the product or user it is for.
 
 * ``GET /health``
@@ -13,6 +13,14 @@ nouns: what is returned, under the product or user it is for.
 * ``POST /recommendations?k=&categories=`` with a JSON list of product ids (a new user)
 * ``GET /users/{user_id}/cross-category-recommendations?k=&level=``
 * ``GET /users/{user_id}/explanations/{product_id}?max_paths=``
+* ``GET /search?q=&user=&products=&k=&category=&brand=&exclude=`` (personalised product
+  search, :meth:`~kg.query.Recommender.search`; ``user`` a user id, or ``products`` the ids of
+  a new user)
+
+Endpoints take ids and numbers only, except ``/search``, whose ``q`` is the text of a search
+query: plain words, never passed to Neo4j or parsed as a query language (it is analysed and
+scored in process, :mod:`kg.query.search`). A ``q`` that is empty, has no letter or digit, or is
+longer than 512 characters (:data:`~kg.query.search.MAX_QUERY_LENGTH`) answers 422.
 
 Parameters have the names and defaults of the Python API (:class:`~kg.query.Recommender`).
 The ranking endpoints are ``async def``: they run on the event loop, not in FastAPI's thread
@@ -51,6 +59,7 @@ from pydantic import StringConstraints
 from kg import __version__
 from kg.query import Recommender, UnknownIdError
 from kg.query.answers import JSON_ENCODER, AnswerStore
+from kg.query.search import MAX_QUERY_LENGTH, check_query
 from kg.serve_limits import BodyLimits, HttpLimits, short, validation_details
 from kg.serve_models import (
     MAX_ID_LENGTH,
@@ -81,13 +90,20 @@ def _json(payload: dict[str, Any]) -> Response:
 
 
 def _one_torch_thread() -> None:
-    """One torch thread in this worker, the only endpoint that runs torch (encoding a new
-    product's text) being the first to import it when the text encoder was not preloaded
-    (``kgrec serve --lazy-text-encoder``): the workers share the cores."""
+    """One torch thread in this worker, the endpoints that run torch (encoding a new
+    product's text or a search query) being the first to import it when the text encoder was
+    not preloaded (``kgrec serve --lazy-text-encoder``): the workers share the cores."""
     import torch
 
     if torch.get_num_threads() != 1:
         torch.set_num_threads(1)
+
+
+def _invalid_parameter(name: str, value: Any, message: str) -> JSONResponse:
+    """422 for a query parameter that passed its declared constraints but is still invalid,
+    in the shape of FastAPI's validation errors."""
+    error = {"type": "value_error", "loc": ["query", name], "msg": message, "input": value}
+    return JSONResponse(status_code=422, content={"detail": validation_details([error])})
 
 
 def _errors(app: FastAPI) -> None:
@@ -184,7 +200,7 @@ def create_app(
             "users": len(ix.user_ids),
             "categories": ix.n_categories,
             "levels": ix.max_depth,
-            "search": rec.search,
+            "search": rec.search_mode,
             "blas_threads": threads(),
             "precomputed": None if answers is None else answers.k,
             "worker": os.getpid(),
@@ -294,6 +310,49 @@ def create_app(
             if done is not None:
                 return done
         return listing("cross_category", user_id, rec.cross_category(user_id, k, level=level))
+
+    @app.get("/search", response_model=RecommendationList, responses=errors)
+    async def search(
+        q: Annotated[
+            str,
+            Query(
+                min_length=1,
+                max_length=MAX_QUERY_LENGTH,
+                description=f"the query text: words, at most {MAX_QUERY_LENGTH} characters",
+            ),
+        ],
+        user: Annotated[Id | None, Query(description="rank for this user (a user id)")] = None,
+        products: Annotated[
+            list[Id] | None,
+            Query(
+                max_length=1000,
+                description="rank for a new user: their product ids, "
+                "oldest first (instead of user)",
+            ),
+        ] = None,
+        k: K = 10,
+        category: Annotated[
+            Id | None, Query(description="keep only products under this category id")
+        ] = None,
+        brand: Annotated[
+            Id | None, Query(description="keep only products of this brand id")
+        ] = None,
+        exclude: Annotated[
+            list[Id], Query(max_length=1000, description="product ids to leave out")
+        ] = [],  # noqa: B006
+    ) -> Response:
+        """Products for a text query, ranked by BM25, text vectors, the categories and brands
+        the query names and, for a user, the personalised score of recommendations."""
+        try:
+            check_query(q)
+        except ValueError as exc:
+            return _invalid_parameter("q", q, str(exc))
+        if user is not None and products is not None:
+            return _invalid_parameter("products", products, "give user or products, not both")
+        _one_torch_thread()
+        who: str | list[str] | None = user if products is None else products
+        out = rec.search(q, who, k, category=category, brand=brand, exclude=exclude)
+        return listing("search", q, out)
 
     @app.get(
         "/users/{user_id:path}/explanations/{product_id:path}",

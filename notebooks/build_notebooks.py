@@ -117,6 +117,15 @@ for r in rec.related(product, k=5):
 # A new user is just a list of products; no retraining.
 [r.product_id for r in rec.recommend(list(rec.index.product_ids[:3]), k=5)]'''
     ),
+    new_markdown_cell(
+        "## Personalised product search\n\n"
+        "A text query ranked by BM25, the MiniLM text vectors, the categories and brands it "
+        "names and, for a user, the same graph-aware score as `recommend`."
+    ),
+    new_code_cell(
+        '''for r in rec.search("steel screws", user=user, k=5):
+    print(r.rank, r.product_id, round(r.score, 3), r.title, "|", r.reason)'''
+    ),
     new_code_cell(
         '''edges = write_related(driver, rec, k=10, database=db, show_progress=False)
 write_fused_vectors(driver, rec, database=db, show_progress=False)
@@ -203,13 +212,11 @@ assert from_shell == [r["product_id"] for r in bought]  # the driver's answer ab
     ),
     new_markdown_cell(
         "## Full-text search: the driver and `kgrec cypher` side by side\n\n"
-        "A Neo4j full-text index (Lucene, BM25-like scores) over product titles and descriptions."
+        "Ingest creates the Neo4j full-text index `product_text` (Lucene BM25) over each "
+        "product's title, description, brand names and category names."
     ),
     new_code_cell(
-        '''driver.execute_query(
-    "CREATE FULLTEXT INDEX product_text IF NOT EXISTS FOR (p:Product) ON EACH [p.title, p.description]",
-    database_=db)
-driver.execute_query("CALL db.awaitIndexes(300)", database_=db)
+        '''driver.execute_query("CALL db.awaitIndexes(300)", database_=db)
 search = """CALL db.index.fulltext.queryNodes('product_text', $words) YIELD node, score
 RETURN node.id AS id, node.title AS title, score ORDER BY score DESC, id LIMIT 5"""
 hits, _, _ = driver.execute_query(search, words="screws", database_=db)
@@ -217,6 +224,14 @@ print([(r["id"], r["title"], round(r["score"], 2)) for r in hits])
 shell = kgrec_cypher("-c", search, "-P", "words=screws")
 print(shell)
 assert [line.split(", ")[0].strip('"') for line in shell.splitlines()[1:]] == [r["id"] for r in hits]'''
+    ),
+    new_markdown_cell(
+        "The recipe `product_search` combines the two indexes: full-text hits, then their "
+        "nearest products in the fused vector index."
+    ),
+    new_code_cell(
+        '''found, _, _ = driver.execute_query(recipe("product_search"), query="steel screws", k=5, database_=db)
+print([(r["product_id"], round(r["score"], 3), "via", r["via"]) for r in found])'''
     ),
     new_markdown_cell("## Vector indexes: nearest products by fused (GNN) and KG vectors"),
     new_code_cell(

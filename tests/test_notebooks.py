@@ -61,6 +61,7 @@ def test_notebooks_execute(
     engineer = _run("engineer_walkthrough", tmp_path)
     text = _text(engineer)
     assert "ndcg@10" in text and "because" in text
+    assert "matches 'steel'" in text or "matches 'screws'" in text  # rec.search's reasons
     assert _has_image(engineer)
     assert (tmp_path / "work" / "fusion" / "model.safetensors").exists()
     related, _, _ = neo4j_db.execute_query("MATCH ()-[r:RELATED]->() RETURN count(r) AS n")  # type: ignore[attr-defined]
@@ -71,4 +72,5 @@ def test_notebooks_execute(
     assert "related_products" in text and "product_fused" in text and "product_kge" in text
     assert "product_id, title, users" in text  # who_bought_also through kgrec cypher
     assert "id, title, score" in text  # the full-text search through kgrec cypher
+    assert "'via'" in text  # the product_search recipe
     assert _has_image(analyst)

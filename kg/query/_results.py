@@ -86,6 +86,7 @@ def build(
     paths: Sequence[GraphPath | None] | None,
     *,
     level: int | None = None,
+    reasons: Sequence[str] | None = None,
 ) -> list[Recommendation]:
     """One record per product of ``top``, ranked 1.. in that order.
 
@@ -94,10 +95,12 @@ def build(
         top: product indices, best first.
         scores: the score of each product of ``top``.
         parts: the weighted score terms at ``top``, by name (each ``(len(top),)``).
-        mode: ``"related"``, ``"recommend"`` or ``"cross_category"`` (wording of reasons).
+        mode: ``"related"``, ``"recommend"``, ``"cross_category"`` (wording of reasons) or
+            ``"search"`` (with ``reasons``).
         query: the query product id (``related``) or user id.
         paths: one path (or ``None``) per result, or ``None``.
         level: the tree level of a cross-category query.
+        reasons: one reason per product, instead of the largest term in words.
     """
     ix = rec.index
     top = np.asarray(top, np.int64)
@@ -111,7 +114,10 @@ def build(
         positive = [n for n in terms if terms[n] > 0]
         term = max(positive, key=terms.__getitem__) if positive else None
         leaf, brand = leaves[row], brands[row]
-        reason = _reason(rec, mode, term, leaf, brand, query)
+        if reasons is not None:
+            reason = reasons[row]
+        else:
+            reason = _reason(rec, mode, term, leaf, brand, query)
         if ancestors is not None:
             a = ancestors[row]
             reason = f"new to you at level {level}: {ix.category_names[a] or ix.category_ids[a]}; {reason}"

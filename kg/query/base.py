@@ -157,7 +157,7 @@ class RecommenderBase:
 
     # ------------------------------------------------------------------ lookups
     @property
-    def search(self) -> str:
+    def search_mode(self) -> str:
         """``"exact"``, or ``"approximate: n_probe of n_lists clusters"`` (of ``related``)."""
         if self.approximate is None or self.product_clusters is None:
             return "exact"

@@ -282,6 +282,9 @@ class LiveState:
             )
             touched.catalogue = True
             touched.applied += len(placed)
+            # product search's index is built again on its next use, with the new products
+            # (their text vectors and category and brand links; not yet their words for BM25)
+            vars(rec).pop("product_search", None)
 
 
 def _known(index: dict[str, int], event: schema.ProductEvent) -> int | None:

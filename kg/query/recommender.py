@@ -7,6 +7,7 @@
     rec.recommend("u7", k=10)                 # or rec.recommend(["p1", "p9"]) for a new user
     rec.cross_category("u7", k=10, level=1)
     rec.explain("u7", "p42")
+    rec.search("nitrile gloves", user="u7", k=10)
 
 Everything a query needs is indexed in numpy at load (:mod:`kg.query.index`); each call does a
 few vectorised passes over the products and a top-k selection. Personalised queries take the
@@ -19,6 +20,7 @@ products that can reach the top k (:mod:`kg.query.pruning`); ``related`` with
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -28,7 +30,8 @@ from kg.query.base import RecommenderBase, UserRef
 from kg.query.paths import PathSearch
 from kg.query.pruning import user_totals
 from kg.query.relative import relative_scores
-from kg.query.scoring import Parts, related_scores
+from kg.query.scoring import Parts, related_scores, user_scores
+from kg.query.search import ProductSearch
 from kg.query.types import GraphPath, Recommendation
 
 __all__ = ["BRAND_CANDIDATES", "Recommender"]
@@ -223,6 +226,39 @@ class Recommender(RecommenderBase):
         top = results.top_k(total, k)
         return results.build(self, top, total[top], parts(top), "related", title, None)
 
+    def search(
+        self,
+        query: str,
+        user: UserRef | None = None,
+        k: int = 10,
+        *,
+        category: str | None = None,
+        brand: str | None = None,
+        exclude: Iterable[str] = (),
+    ) -> list[Recommendation]:
+        """Products for a text query, ranked by BM25, text vectors, the categories and brands
+        the query names and, with a user, the personalised score (:mod:`kg.query.search`).
+
+        Args:
+            query: the query text (at most 512 characters, with a letter or digit).
+            user: a user id, a list of product ids oldest first (a new user), or ``None``.
+            k: most results, ``1 <= k <= n_products``.
+            category: keep only products under this category id (any level).
+            brand: keep only products of this brand id.
+            exclude: product ids to leave out.
+
+        Raises:
+            ValueError: an empty or too long query, or ``k`` out of range.
+        """
+        return self.product_search.search(
+            query, user, k, category=category, brand=brand, exclude=exclude
+        )
+
+    @cached_property
+    def product_search(self) -> ProductSearch:
+        """The search index (:class:`~kg.query.search.ProductSearch`), built on first use."""
+        return ProductSearch(self)
+
     def new_product_vector(
         self,
         title: str,
@@ -262,6 +298,16 @@ class Recommender(RecommenderBase):
         local = results.top_k(total, k)
         top = local if products is None else products[local]
         return top, total[local], parts(local)
+
+    def _personal(
+        self, history: np.ndarray, user_id: str | None, products: np.ndarray
+    ) -> np.ndarray:
+        """``(n,)`` float32: the personalised score ``s(u, j)`` that :meth:`recommend` ranks
+        by (:mod:`kg.query.scoring`), of ``products`` only; the user term of :meth:`search`."""
+        user_index = self._model_users.get(user_id) if user_id is not None else None
+        m = relative_scores(self.scorer, history, user_index).at(products)
+        total, _ = user_scores(self.index, self.weights, m, history, products=products)
+        return total
 
     def _rank_related(
         self, i: int, k: int, same_category: bool | None, blocked: np.ndarray

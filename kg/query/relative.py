@@ -71,6 +71,10 @@ class RelativeScores:
         """
         raise NotImplementedError
 
+    def at(self, products: np.ndarray) -> np.ndarray:
+        """``(n,)`` float32 ``m`` of ``products``, exactly as :meth:`full` gives them."""
+        return self.full()[products]
+
 
 class Dense(RelativeScores):
     """``m`` already computed for every product (``where`` is not applied: filtering
@@ -138,6 +142,11 @@ class SimilarityBound(RelativeScores):
         keep = m >= np.float32(theta)
         products = maybe[keep]
         return None if products.size > limit else (products, m[keep])
+
+    def at(self, products: np.ndarray) -> np.ndarray:
+        if self._maximum() is None:
+            return self.full()[products]
+        return self._ratios(np.asarray(products, np.int64))
 
     def _maximum(self) -> float | None:
         """``max(b + sim)``; ``None`` when too many products may hold it."""

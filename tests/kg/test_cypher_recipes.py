@@ -14,6 +14,7 @@ from ingest.neo4j_writer import write_graph
 from ingest.tables import GraphTables
 from kg.cypher import load_recipe, recipe, recipes
 from kg.query import Recommender
+from kg.query.analyzer import analyze, escape_query
 from kg.query.writeback import write_fused_vectors, write_related
 from tests.conftest import clear_database
 
@@ -24,6 +25,7 @@ EXPECTED = {
     "cross_category_paths",
     "fused_neighbours",
     "product_neighbourhood",
+    "product_search",
     "related_products",
     "who_bought_also",
 }
@@ -189,3 +191,29 @@ def test_fused_neighbours(graph: Any, rec: Recommender) -> None:
     scores = [r["score"] for r in rows]
     assert scores == sorted(scores, reverse=True)
     assert len(exact & {r["product_id"] for r in rows}) >= K - 1  # an approximate index
+
+
+@pytest.mark.neo4j
+def test_product_search(graph: Any, rec: Recommender) -> None:
+    """Full-text hits (BM25 as the in-process index computes it) and their vector-index
+    neighbours, each product once, best first."""
+    lexical = rec.product_search.lexical
+    ids = rec.index.product_ids
+    for query in ("machine screws", "Brass (hex) bolts: 1/4-20"):
+        bm25 = lexical.scores(analyze(query))
+        rows = run(graph, "product_search", query=escape_query(query), k=K)
+        assert len(rows) == K and len({r["product_id"] for r in rows}) == K
+        scores = [r["score"] for r in rows]
+        assert scores == sorted(scores, reverse=True) and 0 < scores[-1] <= scores[0]
+        best = {ids[j] for j in np.flatnonzero(bm25 >= bm25.max() * (1 - 1e-5))}
+        assert rows[0]["product_id"] in best
+        assert rows[0]["score"] == pytest.approx(1.0, abs=1e-3)  # float32 self-similarity
+        kth = np.sort(bm25)[-K]
+        for r in rows:
+            via = rec.index.product_index[r["via"]]
+            assert bm25[via] >= kth * (1 - 1e-5), (query, r)  # came through a top-k hit
+            assert r["score"] <= bm25[via] / bm25.max() + 1e-5
+            if r["bm25"] is not None:
+                assert r["via"] == r["product_id"]
+                assert r["bm25"] == pytest.approx(float(bm25[via]), rel=1e-4)
+    assert run(graph, "product_search", query="zzzunknownword", k=K) == []

@@ -20,6 +20,7 @@ import kg
 from gnn.fusion import FusionRecommender
 from ingest.tables import GraphTables
 from kg.query import Recommender
+from kg.query.search import MAX_QUERY_LENGTH
 from kg.serve import HttpLimits, create_app
 from kg.serve_limits import BodyLimits
 from kg.serve_models import MAX_ID_LENGTH
@@ -136,6 +137,41 @@ def test_cross_category_and_explain(client: TestClient, rec: Recommender) -> Non
     body = r.json()
     assert body["user_id"] == "u1" and body["product_id"] == product
     assert body["paths"] == [p.to_dict() for p in rec.explain("u1", product, max_paths=2)]
+
+
+def test_search(client: TestClient, rec: Recommender) -> None:
+    r = client.get("/search", params={"q": "machine screws", "user": "u1", "k": 4})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["operation"] == "search" and body["query"] == "machine screws"
+    expected = rec.search("machine screws", user="u1", k=4)
+    assert [i["product_id"] for i in body["items"]] == [e.product_id for e in expected]
+    assert [i["reason"] for i in body["items"]] == [e.reason for e in expected]
+    params = {"q": "steel", "products": ["p1", "p2"], "exclude": ["p3"], "brand": "Wexelo"}
+    got = client.get("/search", params=params).json()["items"]
+    expected = rec.search("steel", ["p1", "p2"], 10, brand="Wexelo", exclude=["p3"])
+    assert [i["product_id"] for i in got] == [e.product_id for e in expected]
+    assert client.get("/search", params={"q": "steel", "user": "ghost"}).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"q": ""},
+        {"q": "   "},
+        {"q": "-- & //"},
+        {"q": "x" * (MAX_QUERY_LENGTH + 1)},
+        {"q": "steel", "k": 0},
+        {"q": "steel", "k": 301},
+        {"q": "steel", "user": "u1", "products": ["p1"]},
+        {"q": "steel", "category": "x" * (MAX_ID_LENGTH + 1)},
+    ],
+)
+def test_bad_search_queries_are_422(client: TestClient, params: dict[str, Any]) -> None:
+    r = client.get("/search", params=params)
+    assert r.status_code == 422, r.text
+    assert len(r.text) < 2000  # a long query is not echoed whole
 
 
 def test_new_product(
@@ -311,6 +347,7 @@ def test_openapi_documents_the_api(client: TestClient) -> None:
         "/recommendations",
         "/users/{user_id}/cross-category-recommendations",
         "/users/{user_id}/explanations/{product_id}",
+        "/search",
     }
     methods = {(p, m) for p, ops in paths.items() for m in ops}
     assert {m for _, m in methods} == {"get", "post"}
@@ -326,14 +363,17 @@ def test_openapi_documents_the_api(client: TestClient) -> None:
     assert "404" in related["responses"] and "422" in related["responses"]
     k = next(p for p in related["parameters"] if p["name"] == "k")
     assert k["schema"]["minimum"] == 1 and k["schema"]["maximum"] == 300
-    # Nothing takes query text: these are all the inputs, and the one body is a list of ids.
+    # Only /search takes text (q, scored in process): these are all the inputs, and the one
+    # body is a list of ids.
     names = {
         p["name"] for ops in paths.values() for op in ops.values() for p in op.get("parameters", [])
     }
     assert names == {
         "product_id", "user_id", "k", "same_category", "exclude", "paths", "categories",
-        "exclude_seen", "level", "max_paths",
+        "exclude_seen", "level", "max_paths", "q", "user", "products", "category", "brand",
     }  # fmt: skip
+    q = next(p for p in paths["/search"]["get"]["parameters"] if p["name"] == "q")
+    assert q["required"] and q["schema"]["maxLength"] == MAX_QUERY_LENGTH
     bodies = {
         p: op["requestBody"]["content"]["application/json"]["schema"]
         for p, ops in paths.items()

@@ -106,7 +106,7 @@ def test_narrow_probe_keeps_the_contract(
     rec: Recommender, narrow: Recommender, users: list[str], tables: GraphTables
 ) -> None:
     assert narrow.product_clusters is not None and narrow.product_clusters.n_lists == 20
-    assert narrow.search == "approximate: 1 of 20 clusters"
+    assert narrow.search_mode == "approximate: 1 of 20 clusters"
     overlap = []
     for p in tables.products.column("id").to_pylist()[::13]:
         got = narrow.related(p, 10)

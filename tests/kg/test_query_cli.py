@@ -1,4 +1,4 @@
-"""``kgrec related | recommend | cross-category | explain | serve | write-back``."""
+"""``kgrec related | recommend | cross-category | search | explain | serve | write-back``."""
 
 from __future__ import annotations
 
@@ -42,6 +42,7 @@ def test_help_lists_the_query_commands() -> None:
         "related",
         "recommend",
         "cross-category",
+        "search",
         "explain",
         "serve",
         "precompute",
@@ -65,6 +66,19 @@ def test_json_output_is_the_python_api(
     assert [r["product_id"] for r in json.loads(out)] == [
         r.product_id for r in rec.recommend(["p1", "p2"], k=3)
     ]
+
+
+def test_search(run: TinyRun, rec: Recommender, capsys: pytest.CaptureFixture[str]) -> None:
+    out = cli(capsys, "search", "machine screws", "--user", "u2", "-k", "4", "--json", *_files(run))
+    expected = rec.search("machine screws", user="u2", k=4)
+    got = json.loads(out)
+    assert [r["product_id"] for r in got] == [r.product_id for r in expected]
+    assert [r["reason"] for r in got] == [r.reason for r in expected]
+    out = cli(capsys, "search", "steel", "--products", "p1,p2", "--exclude", "p3", *_files(run))
+    expected = rec.search("steel", user=["p1", "p2"], k=10, exclude=["p3"])
+    rows = out.splitlines()
+    assert rows[0].split()[:3] == ["rank", "product", "score"]
+    assert [r.split()[1] for r in rows[1:]] == [r.product_id for r in expected]
 
 
 def test_table_output(run: TinyRun, rec: Recommender, capsys: pytest.CaptureFixture[str]) -> None:
@@ -99,6 +113,9 @@ def test_error_is_one_line(run: TinyRun) -> None:
         (("cross-category", "u0", "--level", "7"), "level must be between 1 and 3, got 7"),
         (("recommend",), "give either a USER_ID or --products a,b,c (a new user)"),
         (("explain", "u0", "p1", "--max-paths", "0"), "max_paths must be >= 1, got 0"),
+        (("search", " - "), "the query has no word to search for (a letter or a digit)"),
+        (("search", "bolts", "--user", "ghost"), "unknown user id 'ghost'"),
+        (("search", "bolts", "--brand", "Nope"), "unknown brand id 'Nope'"),
     ],
 )
 def test_bad_input_exits_with_one_line(run: TinyRun, args: tuple[str, ...], message: str) -> None:

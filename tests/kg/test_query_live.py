@@ -72,6 +72,7 @@ def test_a_new_product_is_placed_recommended_related_and_explained(rec: Recommen
     leaf = rec.index.category_ids[int(rec.index.leaf[0])]
     brand = rec.index.brand_ids[int(rec.index.brand[0])]
     title = rec.index.titles[0]
+    assert rec.search(title, k=1)  # the search index is built before the product comes
     touched = live.apply([
         _product(1, "new-1", f"{title} (new edition)", category=tuple(leaf.split(" > ")),
                  brand=brand),
@@ -101,6 +102,8 @@ def test_a_new_product_is_placed_recommended_related_and_explained(rec: Recommen
     assert ranked.index("new-1") < min(before, 10)
     assert rec.explain(user, "new-1", max_paths=2)
     assert [r.product_id for r in rec.related("new-1", k=3)]  # it has related products too
+    found = [r.product_id for r in rec.search(f"{title} (new edition)", k=rec.n_products)]
+    assert "new-1" in found and len(found) == rec.n_products
     # and an interaction with it is counted like any other
     live.apply([_view(99, user, "new-1", live.max_order[user] + 1)])
     assert rec.history_of(user)[-1] == n
