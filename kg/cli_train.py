@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from gnn.distributed import Ranks
     from gnn.model import FusionConfig
 
 __all__ = ["register"]
@@ -42,22 +45,42 @@ def _config(args: argparse.Namespace) -> FusionConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from gnn.pipeline import make_split, train_fusion
     from kg.cli import CommandError
-    from kg.embeddings.artifact import KGEmbeddings
 
     try:
         config = _config(args)
     except ValueError as exc:  # a bad option value, e.g. --dim 0
         raise CommandError(str(exc)) from None
+    if args.nproc < 1:
+        raise CommandError(f"--nproc must be at least 1, got {args.nproc}")
+    from gnn.distributed import join, leave, torchrun_command
+
+    if "WORLD_SIZE" not in os.environ:  # not started by torchrun
+        if args.nproc == 1:
+            return _train(args, config, None)  # one process: no torch.distributed at all
+        return subprocess.run(torchrun_command(args.nproc, args.argv), check=False).returncode
+    ranks = join(os.environ, config.device)  # None when torchrun started one process
+    try:
+        return _train(args, config, ranks)
+    finally:
+        leave()
+
+
+def _train(args: argparse.Namespace, config: FusionConfig, ranks: Ranks | None) -> int:
+    """Train in this process (rank 0 or alone prints; the other ranks are silent)."""
+    from gnn.pipeline import make_split, train_fusion
+    from kg.embeddings.artifact import KGEmbeddings
+
+    quiet = ranks is not None and not ranks.main
     tables = _tables(args)
     split = make_split(tables, args.protocol)
     stats = split.stats()
-    print(
-        f"split {split.meta['protocol']}: {stats['users']:,} users, {stats['items']:,} items, "
-        f"{stats['train_interactions']:,} train interactions, {stats['valid_users']:,} valid "
-        f"users, {stats['test_users']:,} test users"
-    )
+    if not quiet:
+        print(
+            f"split {split.meta['protocol']}: {stats['users']:,} users, {stats['items']:,} items, "
+            f"{stats['train_interactions']:,} train interactions, {stats['valid_users']:,} valid "
+            f"users, {stats['test_users']:,} test users"
+        )
     result = train_fusion(
         tables,
         args.out,
@@ -67,12 +90,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         text_cache=args.text_cache,
         text_model=args.text_model,
         seed=args.seed,
-        show_progress=not args.no_progress,
+        show_progress=not (args.no_progress or quiet),
+        ranks=ranks,
     )
+    if quiet:
+        return 0
     fit = result.model.fit_info
+    on = fit["device"] if ranks is None else f"{ranks.world} processes on {fit['device']}"
     print(
         f"trained {fit['epochs_run']} epochs (best {fit['best_epoch']}) in {fit['seconds']:.1f} s "
-        f"on {fit['device']}, {fit['epoch_seconds_mean']:.2f} s/epoch; co-occurrence blend "
+        f"on {on}, {fit['epoch_seconds_mean']:.2f} s/epoch; co-occurrence blend "
         f"{fit['blend_mode']} {fit['blend']}, similarity weights "
         f"{fit.get('similarity_weights') or 'none'} (chosen on validation)"
     )
@@ -168,6 +195,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                 "patience": int, "eval_every": int, "similarity_dim": int, "device": str},
     )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    p.add_argument(
+        "--nproc", type=int, default=1,
+        help="data-parallel processes on this machine, started through torchrun (gloo on "
+        "CPU, NCCL on GPU); each steps on --batch-size of its share of the examples "
+        "(default 1: no torch.distributed)",
+    )  # fmt: skip
     p.add_argument(
         "--similarity", action=argparse.BooleanOptionalAction, default=True,
         help="text / KGE similarity terms in the final score, weights chosen on validation "
