@@ -31,7 +31,7 @@ from kg.cli import main
 from kg.query import Recommender
 
 #: Tiny-shop settings (id embeddings over the interaction graph); the batch is one process's.
-OPTIONS = ["--no-text", "--no-similarity", "--dim", "32", "--epochs", "12", "--eval-every", "2",
+OPTIONS = ["--no-text", "--no-similarity", "--dim", "32", "--epochs", "8", "--eval-every", "2",
            "--patience", "3", "--device", "cpu", "--no-progress", "--seed", "3"]  # fmt: skip
 BATCH = 256
 #: Largest difference of validation NDCG@10 accepted: the two runs should agree to float
@@ -58,6 +58,15 @@ def test_torchrun_passes_every_argument_on() -> None:
     parsed = get_args_parser().parse_args(command[3:])
     assert parsed.nproc_per_node == "2" and parsed.module and parsed.training_script == "kg"
     assert parsed.training_script_args == argv
+
+
+def test_nproc_below_one_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["train", "--out", str(tmp_path / "run"), "--tables", str(tmp_path), "--nproc", "0"]
+    assert main(argv) == 1
+    assert capsys.readouterr().err.strip() == "kgrec: error: --nproc must be at least 1, got 0"
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow
