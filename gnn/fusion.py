@@ -9,7 +9,9 @@ Training (:meth:`FusionRecommender.fit`):
   epoch. ``examples_per_user`` caps the examples drawn per user and epoch;
 * loss: cross-entropy of the full softmax over all products (a ranking loss that uses every
   item as a negative), with the history items of the example masked out;
-* early stopping on validation NDCG@10 of the model alone; the best epoch's weights are kept.
+* early stopping on validation NDCG@10 of the model alone; the best epoch's weights are kept;
+* with ``ranks`` (:mod:`gnn.distributed`), data parallel over several processes: each steps on
+  its share of the examples with gradients averaged over all, rank 0 validates and decides.
 
 The final score (:mod:`gnn.scoring`, in numpy) blends the model's distribution with the
 co-occurrence distribution of :class:`~gnn.baselines.cooccurrence.ItemCooccurrence` (counted
@@ -38,6 +40,7 @@ from tqdm.auto import tqdm
 
 from gnn.device import device as resolve_device
 from gnn.device import seed_everything
+from gnn.distributed import Ranks
 from gnn.early_stopping import EarlyStopping, validation_users
 from gnn.fusion_blend import choose_weights
 from gnn.fusion_io import MODEL_NAME, FusionArrays, SavedFusion, read_fusion, write_fusion
@@ -109,11 +112,26 @@ class FusionRecommender:
         self.fit_info: dict[str, Any] = {}
 
     # ------------------------------------------------------------------------- fit
-    def fit(self, split: Split, *, seed: int = 0, show_progress: bool = True) -> FusionRecommender:
+    def fit(
+        self,
+        split: Split,
+        *,
+        seed: int = 0,
+        show_progress: bool = True,
+        ranks: Ranks | None = None,
+    ) -> FusionRecommender:
         """Train on ``split`` (see the module docstring), then choose the blend weight.
 
+        Args:
+            split: the split.
+            seed: the seed (the same on every rank).
+            show_progress: a progress bar.
+            ranks: data-parallel training over these processes (:mod:`gnn.distributed`);
+                ``None``: this process alone. Only rank 0 validates and ends fitted.
+
         Returns:
-            ``self``; ``fit_info`` holds the validation curve, best epoch, blend and timings.
+            ``self``; ``fit_info`` holds the validation curve, best epoch, blend and timings
+            (on ranks other than 0: only the seed, epochs run and processes).
         """
         from gnn.baselines.cooccurrence import ItemCooccurrence
         from gnn.evaluate import evaluate
@@ -141,6 +159,9 @@ class FusionRecommender:
 
             warm = {"from": str(self.warm_start),
                     **warm_start(self.module, self.node_ids, self.warm_start)}  # fmt: skip
+        if ranks is not None:
+            ranks.broadcast_parameters(self.module)
+        main = ranks is None or ranks.main
         graph_s = time.perf_counter() - start
         cooc = ItemCooccurrence().fit(split, show_progress=False)
         self.cooc, self.cooc_config = cooc.item_item, asdict(cooc.config)
@@ -156,24 +177,34 @@ class FusionRecommender:
         for epoch in bar:
             t0 = time.perf_counter()
             hist, target = self._examples(split, rng, shuffle=not sequential)
-            loss = self._epoch(hist, target, rng, opt, dev)
+            loss = self._epoch(hist, target, rng, opt, dev, ranks)
             epoch_s.append(time.perf_counter() - t0)
             last = epoch == cfg.max_epochs
             if valid_users.size == 0 or (epoch % cfg.eval_every and not last):
                 bar.set_postfix(loss=f"{loss:.4f}")
                 curve.append({"epoch": epoch, "loss": loss})
                 continue
-            self._finish()
-            self.blend, self.similarity_weights = 0.0, {}
-            ndcg = evaluate(
-                self, split, on="valid", ks=(10,), users=valid_users, show_progress=False
-            )["ndcg@10"]
-            curve.append({"epoch": epoch, "loss": loss, "valid_ndcg@10": ndcg})
-            stop = stopper.update(epoch, ndcg)
-            bar.set_postfix(loss=f"{loss:.4f}", ndcg10=f"{ndcg:.4f}", best=f"{stopper.best:.4f}")
+            stop = False
+            if main:
+                self._finish()
+                self.blend, self.similarity_weights = 0.0, {}
+                ndcg = evaluate(
+                    self, split, on="valid", ks=(10,), users=valid_users, show_progress=False
+                )["ndcg@10"]
+                curve.append({"epoch": epoch, "loss": loss, "valid_ndcg@10": ndcg})
+                stop = stopper.update(epoch, ndcg)
+                bar.set_postfix(
+                    loss=f"{loss:.4f}", ndcg10=f"{ndcg:.4f}", best=f"{stopper.best:.4f}"
+                )
+            if ranks is not None:
+                stop = ranks.decide(stop)
             if stop:
                 break
         bar.close()
+        processes = 1 if ranks is None else ranks.world
+        if not main:
+            self.fit_info = {"seed": seed, "epochs_run": epoch, "processes": processes}
+            return self
         if valid_users.size == 0:
             stopper.best_epoch, stopper.best_state = epoch, self._state()
         self.module.load_state_dict(stopper.best_state)
@@ -202,6 +233,7 @@ class FusionRecommender:
             "graph_seconds": graph_s,
             "seconds": time.perf_counter() - start,
             "device": str(dev),
+            "processes": processes,
             "split": {**split.meta, **split.stats()},
         }
         return self
@@ -253,10 +285,14 @@ class FusionRecommender:
         rng: np.random.Generator,
         opt: torch.optim.Optimizer,
         dev: torch.device,
+        ranks: Ranks | None = None,
     ) -> float:
+        """One pass over the examples (this rank's share of them); the mean loss."""
         assert self.module is not None
         self.module.train()
         perm = rng.permutation(target.shape[0])
+        if ranks is not None:
+            perm = ranks.shard(perm)
         hist_t = torch.as_tensor(hist[perm], device=dev)
         target_t = torch.as_tensor(target[perm], device=dev)
         total, bs = 0.0, self.config.batch_size
@@ -274,8 +310,12 @@ class FusionRecommender:
             loss = torch.nn.functional.cross_entropy(logits, t[:, 1])
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if ranks is not None:
+                ranks.average_gradients(self.module)
             opt.step()
             total += loss.item() * h.shape[0]
+        if ranks is not None:
+            return ranks.mean(total, perm.size)
         return total / max(perm.size, 1)
 
     def _state(self) -> dict[str, torch.Tensor]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gnn.distributed import Ranks
 from gnn.features import EntityVectors
 from gnn.fusion import FusionRecommender
 from gnn.model import FusionConfig
@@ -79,6 +80,7 @@ def train_fusion(
     warm_start: str | Path | None = None,
     ks: tuple[int, ...] = (10, 20),
     show_progress: bool = True,
+    ranks: Ranks | None = None,
 ) -> TrainResult:
     """Build features, train, evaluate on validation and test, save the run.
 
@@ -97,6 +99,10 @@ def train_fusion(
             fresh rows: :mod:`gnn.warm_start`); ``None`` fits from random weights.
         ks: metric cutoffs.
         show_progress: progress bars.
+        ranks: train data parallel over these processes (:mod:`gnn.distributed`; every rank
+            calls this with the same arguments). Rank 0 encodes the text first (the others
+            then read its cache), validates, evaluates and writes the run folder; the others
+            return when it is written, with empty metrics.
 
     Returns:
         the model, split, metrics and folder.
@@ -113,6 +119,8 @@ def train_fusion(
     text = kge_vectors = None
     info: dict[str, Any] = {}
     if config.use_text:
+        if ranks is not None and not ranks.main:
+            ranks.barrier()  # rank 0 fills the text cache first
         text, info["text"] = text_features(
             tables,
             split.item_ids,
@@ -120,6 +128,8 @@ def train_fusion(
             model_path=text_model,
             show_progress=show_progress,
         )
+        if ranks is not None and ranks.main:
+            ranks.barrier()
     if config.use_kge:
         assert kge is not None
         kge_vectors, info["kge"] = kge_features(kge, split.item_ids)
@@ -132,8 +142,11 @@ def train_fusion(
         examples_per_user=examples_per_user,
         warm_start=warm_start,
     )
-    model.fit(split, seed=seed, show_progress=show_progress)
+    model.fit(split, seed=seed, show_progress=show_progress, ranks=ranks)
     folder = Path(out)
+    if ranks is not None and not ranks.main:
+        ranks.barrier()  # until rank 0 has written the run folder
+        return TrainResult(model=model, split=split, metrics={}, folder=folder)
     model.save(folder)
     results = {
         on: evaluate(model, split, on=on, ks=ks, show_progress=show_progress)
@@ -153,4 +166,6 @@ def train_fusion(
     plot_training_curve(
         model.fit_info["curve"], folder / "training_curve.png", title=f"fusion, seed {seed}"
     )
+    if ranks is not None:
+        ranks.barrier()
     return TrainResult(model=model, split=split, metrics=metrics, folder=folder)

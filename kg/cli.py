@@ -255,6 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     _register_extras()
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what a relaunch passes on
     _configure_logging()
     try:
         return int(args.func(args) or 0)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from gnn.distributed import Ranks
     from gnn.model import FusionConfig
 
 __all__ = ["register"]
@@ -42,8 +45,6 @@ def _config(args: argparse.Namespace) -> FusionConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from gnn.pipeline import make_split
-    from gnn.warm_start import WarmStartError
     from kg.cli import CommandError
 
     try:
@@ -52,18 +53,56 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from None
     if args.warm_start is not None and not (args.warm_start / "config.json").is_file():
         raise CommandError(f"--warm-start {args.warm_start}: not a run folder of kgrec train")
+    if args.nproc < 1:
+        raise CommandError(f"--nproc must be at least 1, got {args.nproc}")
+    from gnn.distributed import join, leave, torchrun_command
+
+    if "WORLD_SIZE" not in os.environ:  # not started by torchrun
+        if args.nproc == 1:
+            return _train(args, config, None)  # one process: no torch.distributed at all
+        return subprocess.run(torchrun_command(args.nproc, args.argv), check=False).returncode
+    ranks = join(os.environ, config.device)  # None when torchrun started one process
+    try:
+        return _train(args, config, ranks)
+    finally:
+        leave()
+
+
+def _train(args: argparse.Namespace, config: FusionConfig, ranks: Ranks | None) -> int:
+    """Train in this process (rank 0 or alone prints; the other ranks are silent)."""
+    from gnn.pipeline import make_split, train_fusion
+    from gnn.warm_start import WarmStartError
+    from kg.cli import CommandError
+    from kg.embeddings.artifact import KGEmbeddings
+
+    quiet = ranks is not None and not ranks.main
     tables = _tables(args)
     split = make_split(tables, args.protocol)
     stats = split.stats()
-    print(
-        f"split {split.meta['protocol']}: {stats['users']:,} users, {stats['items']:,} items, "
-        f"{stats['train_interactions']:,} train interactions, {stats['valid_users']:,} valid "
-        f"users, {stats['test_users']:,} test users"
-    )
+    if not quiet:
+        print(
+            f"split {split.meta['protocol']}: {stats['users']:,} users, {stats['items']:,} items, "
+            f"{stats['train_interactions']:,} train interactions, {stats['valid_users']:,} valid "
+            f"users, {stats['test_users']:,} test users"
+        )
     try:
-        result = _train(args, tables, config, split)
+        result = train_fusion(
+            tables,
+            args.out,
+            config,
+            split=split,
+            kge=None if args.kge is None else KGEmbeddings.load(args.kge),
+            text_cache=args.text_cache,
+            text_model=args.text_model,
+            seed=args.seed,
+            show_progress=not (args.no_progress or quiet),
+            ranks=ranks,
+            warm_start=args.warm_start,
+        )
     except WarmStartError as exc:
         raise CommandError(f"--warm-start: {exc}") from None
+    if quiet:
+        return 0
     fit = result.model.fit_info
     if fit.get("warm_start"):
         w = fit["warm_start"]
@@ -71,33 +110,16 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"warm start from {w['from']}: {w['tensors']} shared weights and {w['rows']:,} "
             f"node rows copied, {w['new_rows']:,} new node rows"
         )
+    on = fit["device"] if ranks is None else f"{ranks.world} processes on {fit['device']}"
     print(
         f"trained {fit['epochs_run']} epochs (best {fit['best_epoch']}) in {fit['seconds']:.1f} s "
-        f"on {fit['device']}, {fit['epoch_seconds_mean']:.2f} s/epoch; co-occurrence blend "
+        f"on {on}, {fit['epoch_seconds_mean']:.2f} s/epoch; co-occurrence blend "
         f"{fit['blend_mode']} {fit['blend']}, similarity weights "
         f"{fit.get('similarity_weights') or 'none'} (chosen on validation)"
     )
     _print_metrics(result.metrics)
     print(f"model: {result.folder} (training curve: {result.folder / 'training_curve.png'})")
     return 0
-
-
-def _train(args: argparse.Namespace, tables: Any, config: FusionConfig, split: Any) -> Any:
-    from gnn.pipeline import train_fusion
-    from kg.embeddings.artifact import KGEmbeddings
-
-    return train_fusion(
-        tables,
-        args.out,
-        config,
-        split=split,
-        kge=None if args.kge is None else KGEmbeddings.load(args.kge),
-        text_cache=args.text_cache,
-        text_model=args.text_model,
-        seed=args.seed,
-        show_progress=not args.no_progress,
-        warm_start=args.warm_start,
-    )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -192,6 +214,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="start from the weights of this run folder (same settings; new products and "
         "nodes get fresh rows) instead of random ones, then train and choose the final-score "
         "weights on validation as usual",
+    )  # fmt: skip
+    p.add_argument(
+        "--nproc", type=int, default=1,
+        help="data-parallel processes on this machine, started through torchrun (gloo on "
+        "CPU, NCCL on GPU); each steps on --batch-size of its share of the examples "
+        "(default 1: no torch.distributed)",
     )  # fmt: skip
     p.add_argument(
         "--similarity", action=argparse.BooleanOptionalAction, default=True,
