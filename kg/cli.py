@@ -223,15 +223,19 @@ def _register_extras() -> None:
 
 
 class _QuietLibraries:
-    """Drops records below ERROR from chatty libraries (their loggers set own levels), and the
-    driver's notes on transactions it retries (a deadlock between parallel writes is retried)."""
+    """Drops records below ERROR from chatty libraries (their loggers set own levels), and
+    every record of the Neo4j driver: its notes on transactions it retries (a deadlock between
+    parallel writes is retried) and its connection errors, which reach the user as the one
+    line of the exception they end in (a killed server gave one line per open connection)."""
 
-    _NAMES = ("pykeen", "torch_max_mem", "neo4j.session")
+    _NAMES = ("pykeen", "torch_max_mem")
 
     def filter(self, record: object) -> bool:
         import logging
 
         name = getattr(record, "name", "")
+        if name == "neo4j" or name.startswith("neo4j."):
+            return False
         level = getattr(record, "levelno", logging.ERROR)
         return level >= logging.ERROR or not name.startswith(self._NAMES)
 
