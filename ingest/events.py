@@ -557,14 +557,25 @@ def events_since(
     ``after`` comes once, as it is now (its latest ``seq``). At most about ``limit`` of each per
     call: when either kind is cut short, so is the other at the same sequence number, so that a
     reader that goes on from the last ``seq`` it got misses nothing.
+
+    Only sequence numbers up to the counter's committed value, read first, are read: a batch
+    that commits between the two queries below (a product event read without the interactions
+    before it) would otherwise let a reader go on past events it never saw. The counter is
+    raised in the writing transaction and commits with it, and batches commit in sequence
+    order (they hold the counter's lock), so every sequence number up to its committed value is
+    visible once it is.
     """
+    ceiling = last_seq(driver, database=database)
+    if ceiling <= after:
+        return []
     records, _, _ = driver.execute_query(
         f"MATCH (u:{schema.USER.label})-[r:{schema.INTERACTED.rel_type}]->(p:{schema.PRODUCT.label}) "
-        "WHERE r.seq > $after "
+        "WHERE r.seq > $after AND r.seq <= $ceiling "
         "RETURN r.seq AS seq, r.event_id AS event_id, u.id AS user_id, p.id AS product_id, "
         "r.kind AS kind, r.ts AS ts, r.weight AS weight, r.order AS order "
         "ORDER BY r.seq LIMIT $limit",
         after=after,
+        ceiling=ceiling,
         limit=limit,
         database_=database,
     )
@@ -579,7 +590,7 @@ def events_since(
         for r in records
     ]
     records, _, _ = driver.execute_query(
-        f"MATCH (p:{schema.PRODUCT.label}) WHERE p.seq > $after "
+        f"MATCH (p:{schema.PRODUCT.label}) WHERE p.seq > $after AND p.seq <= $ceiling "
         f"OPTIONAL MATCH (p)-[:{schema.IN_CATEGORY.rel_type}]->(leaf:{schema.CATEGORY.label}) "
         f"OPTIONAL MATCH (p)-[:{schema.MADE_BY.rel_type}]->(b:{schema.BRAND.label}) "
         "RETURN p.seq AS seq, p.id AS id, p.title AS title, p.description AS description, "
@@ -587,6 +598,7 @@ def events_since(
         "coalesce(p.retired, false) AS retired, leaf.id AS category, b.id AS brand "
         "ORDER BY p.seq LIMIT $limit",
         after=after,
+        ceiling=ceiling,
         limit=limit,
         database_=database,
     )
