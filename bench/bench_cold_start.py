@@ -79,9 +79,7 @@ PLACEMENT_GRID = [
     (0.7, 0.2, 0.1, 10),
     (0.3, 0.5, 0.2, 10),
     (0.3, 0.3, 0.4, 10),
-    (0.5, 0.3, 0.2, 5),
     (0.5, 0.3, 0.2, 20),
-    (0.7, 0.2, 0.1, 20),
 ]
 
 
@@ -207,6 +205,27 @@ def product_events(tables: GraphTables, hidden: set[str]) -> list[AppliedEvent]:
     return events
 
 
+class MemoEncoder:
+    """A :class:`gnn.text.TextEncoder` that encodes each distinct text once: the placement
+    settings tried on validation place the same products again (its outputs are the
+    encoder's own)."""
+
+    def __init__(self, encoder: Any) -> None:
+        self.encoder = encoder
+        self.memo: dict[str, np.ndarray] = {}
+
+    def encode(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
+        """The encoder's vectors of ``texts``."""
+        missing = [t for t in dict.fromkeys(texts) if t not in self.memo]
+        if missing:
+            vectors = self.encoder.encode(missing, show_progress=show_progress)
+            self.memo.update(zip(missing, np.asarray(vectors), strict=True))
+        return np.stack([self.memo[t] for t in texts])
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.encoder, name)
+
+
 def live_recommender(
     run: Path, tables: GraphTables, events: list[AppliedEvent], weights: ScoreWeights,
     encoder: Any = None,
@@ -215,6 +234,9 @@ def live_recommender(
     rec = Recommender(FusionArrays.load(run), tables, weights=weights)
     if encoder is not None:  # the same loaded text encoder (its weights read once)
         rec.new_products._encoder = encoder
+    else:  # loaded now: its load is not part of applying the events
+        rec.new_products.preload()
+        rec.new_products._encoder = MemoEncoder(rec.new_products.encoder)
     live = LiveState(rec)
     t0 = time.perf_counter()
     touched = live.apply(events)
@@ -376,6 +398,7 @@ def run(args: argparse.Namespace) -> str:
     events = product_events(tables, hidden)
     default_weights = ScoreWeights()
     live, live_info = live_recommender(hidden_run, reduced, events, default_weights)
+    encoder = live.new_products.encoder
     print(f"live: {live_info}", flush=True)
     full = Recommender(FusionArrays.load(full_run), tables)
     rows: dict[str, dict[str, Any]] = {}
@@ -409,12 +432,12 @@ def run(args: argparse.Namespace) -> str:
     tuning: list[dict[str, Any]] = []
     chosen = None
     if args.tune:
-        valid_hidden = [u for u in range(eval_split.n_users)
-                        if eval_split.valid[u].size and eval_split.train_sequences[u].size
-                        and np.isin(eval_split.valid[u], hidden_ix).all()]  # fmt: skip
+        # (eval_split holds no hidden validation item: the full split's are the targets)
+        valid_hidden = [u for u in range(full_split.n_users)
+                        if full_split.valid[u].size and eval_split.train_sequences[u].size
+                        and np.isin(full_split.valid[u], hidden_ix).all()]  # fmt: skip
         v_hist = [[ids[i] for i in eval_split.train_sequences[u]] for u in valid_hidden]
-        v_targets = [ids[int(eval_split.valid[u][0])] for u in valid_hidden]
-        encoder = live.new_products.encoder
+        v_targets = [ids[int(full_split.valid[u][0])] for u in valid_hidden]
         for text_w, cat_w, brand_w, n in PLACEMENT_GRID:
             w = replace(default_weights, cold_text=text_w, cold_category=cat_w,
                         cold_brand=brand_w, cold_neighbours=n)  # fmt: skip
@@ -466,7 +489,7 @@ def run(args: argparse.Namespace) -> str:
 def report(args: argparse.Namespace, **r: Any) -> str:
     """The BENCHMARKS.md section."""
     rows = r["rows"]
-    live, full = rows["live"]["ndcg@10"], rows["full"]["ndcg@10"]
+    full = rows["full"]["ndcg@10"]
     best_simple = max(rows["catpop"]["ndcg@10"], rows["text"]["ndcg@10"])
     names = {
         "live": "**Live model** (trained without the hidden products; they arrive as product "
@@ -487,6 +510,16 @@ def report(args: argparse.Namespace, **r: Any) -> str:
     def verdict(value: float, goal: float) -> str:
         return "met" if value >= goal else "not met"
 
+    targets = []
+    for key, label in (("live", "live"), ("tuned", "live, tuned on validation")):
+        if key in rows:
+            x = rows[key]["ndcg@10"]
+            targets.append(
+                f"- **Targets ({label})**: ≥ 0.8 × upper bound: {x:.4f} vs {0.8 * full:.4f} "
+                f"({x / full:.2f} ×) — **{verdict(x, 0.8 * full)}**; ≥ 1.3 × the better simple "
+                f"baseline: {x:.4f} vs {1.3 * best_simple:.4f} ({x / best_simple:.2f} ×) — "
+                f"**{verdict(x, 1.3 * best_simple)}**."
+            )
     fits = r["fits"]
     epochs = {k: f"{v.get('best_epoch')}/{v.get('epochs_run')}" for k, v in fits.items()}
     blends = {k: (v.get("blend_mode"), v.get("blend"), v.get("similarity_weights"))
@@ -495,9 +528,13 @@ def report(args: argparse.Namespace, **r: Any) -> str:
     tuned_line = ""
     if r["tuning"]:
         trials = "; ".join(f"{t['weights']}: {t['ndcg@10']:.4f}" for t in r["tuning"])
+        n_valid = r["tuning"][0]["users"]
         tuned_line = (
-            "- Placement weights tried on validation (users whose validation item is hidden; "
-            f"history = train prefix without hidden products), NDCG@10: {trials}. Chosen: "
+            f"- Placement weights tried on validation ({n_valid} users whose validation item is "
+            "hidden; history = train prefix without hidden products; weights = text / "
+            "category / brand, neighbours; formula = `related_to_new_product`'s unit vector "
+            "alone at the catalogue's mean length and bias, no borrowed co-occurrence), "
+            f"NDCG@10: {trials}. Chosen: "
             f"{r['chosen'] or 'the default'}."
         )
     cmd = " ".join(["bench/bench_cold_start.py", *sys.argv[1:]])
@@ -531,10 +568,7 @@ def report(args: argparse.Namespace, **r: Any) -> str:
             "tuned on the hidden model's validation), popularity padding from the hidden "
             "model's train counts. Category popularity: leaf category of the last history "
             "item, ties in a seeded random order.",
-            f"- **Targets**: live ≥ 0.8 × upper bound: {live:.4f} vs {0.8 * full:.4f} "
-            f"({live / full:.2f} ×) — **{verdict(live, 0.8 * full)}**; live ≥ 1.3 × the "
-            f"better simple baseline: {live:.4f} vs {1.3 * best_simple:.4f} "
-            f"({live / best_simple:.2f} ×) — **{verdict(live, 1.3 * best_simple)}**.",
+            *targets,
             "- Hidden products in top-10 slots (share of all slots): live model "
             f"{share['live'][0]:.1%} over the evaluated users, {share['live'][1]:.1%} over a "
             f"seeded sample of {r['n_sample']:,} test users; upper bound {share['full'][0]:.1%} "
@@ -561,7 +595,7 @@ def main() -> int:
     parser.add_argument("--patience", type=int, default=3)
     parser.add_argument("--kge-model", default="rotate", choices=["transe", "rotate"])
     parser.add_argument("--kge-dim", type=int, default=64)
-    parser.add_argument("--share-users", type=int, default=2000,
+    parser.add_argument("--share-users", type=int, default=1000,
                         help="seeded sample of test users for the top-10 share")  # fmt: skip
     parser.add_argument("--tune", action="store_true",
                         help="choose the placement weights on validation")  # fmt: skip
