@@ -182,17 +182,23 @@ def fitted(
 
 
 # ------------------------------------------------------------------------------ events
+def leaf_categories(tables: GraphTables) -> dict[str, str]:
+    """Each product's deepest category id."""
+    leaf: dict[str, str] = {}
+    for row in tables.in_category.to_pylist():
+        old = leaf.get(row["product_id"])
+        if old is None or old.count(" > ") < row["category_id"].count(" > "):
+            leaf[row["product_id"]] = row["category_id"]
+    return leaf
+
+
 def product_events(tables: GraphTables, hidden: set[str]) -> list[AppliedEvent]:
     """The hidden products as product events: title, description, deepest category path,
     brand; no interactions."""
     products = tables.products.filter(
         pc.is_in(tables.products["id"], value_set=pa.array(sorted(hidden), pa.string()))
     ).sort_by("id")
-    leaf: dict[str, str] = {}
-    for row in tables.in_category.to_pylist():
-        old = leaf.get(row["product_id"])
-        if old is None or old.count(" > ") < row["category_id"].count(" > "):
-            leaf[row["product_id"]] = row["category_id"]
+    leaf = leaf_categories(tables)
     brand = {r["product_id"]: r["brand_id"] for r in tables.made_by.to_pylist()}
     events = []
     for seq, p in enumerate(products.to_pylist(), start=1):
@@ -366,19 +372,19 @@ def run(args: argparse.Namespace) -> str:
         max_epochs=args.max_epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience
     )
     tag = f"s{args.seed}"
-    if args.fit_only == "hidden":  # the other fit may run in a second process meanwhile
-        fitted(work / f"hidden-{args.hidden_fraction:g}-{tag}", reduced, reduced_split, config,
-               {"text": text[keep], "kge": kge[keep]}, info, args.seed)  # fmt: skip
-        return ""
-    full_run, full_fit = fitted(
-        work / f"full-{tag}", tables, full_split, config, {"text": text, "kge": kge}, info,
-        args.seed,
-    )  # fmt: skip
+
+    def fit_full() -> tuple[Path, dict[str, Any]]:
+        return fitted(work / f"full-{tag}", tables, full_split, config,
+                      {"text": text, "kge": kge}, info, args.seed)  # fmt: skip
+
+    # the hidden model first: the upper bound is needed last (another process may fit it)
     hidden_run, hidden_fit = fitted(
         work / f"hidden-{args.hidden_fraction:g}-{tag}", reduced, reduced_split, config,
         {"text": text[keep], "kge": kge[keep]}, info, args.seed,
     )  # fmt: skip
     if args.fit_only:
+        if args.fit_only == "both":
+            fit_full()
         return ""
 
     # -------- who is evaluated, with which history
@@ -400,7 +406,6 @@ def run(args: argparse.Namespace) -> str:
     live, live_info = live_recommender(hidden_run, reduced, events, default_weights)
     encoder = live.new_products.encoder
     print(f"live: {live_info}", flush=True)
-    full = Recommender(FusionArrays.load(full_run), tables)
     rows: dict[str, dict[str, Any]] = {}
     tops: dict[str, list[list[str]]] = {}
 
@@ -408,12 +413,7 @@ def run(args: argparse.Namespace) -> str:
     rows["live"] = metrics(tops["live"], targets)
     print(f"live {rows['live']}", flush=True)
 
-    leaf_of = {}
-    for row in tables.in_category.to_pylist():
-        old = leaf_of.get(row["product_id"])
-        if old is None or old.count(" > ") < row["category_id"].count(" > "):
-            leaf_of[row["product_id"]] = row["category_id"]
-    tops["catpop"] = category_popularity_tops(eval_split, users, leaf_of, args.seed)
+    tops["catpop"] = category_popularity_tops(eval_split, users, leaf_categories(tables), args.seed)
     rows["catpop"] = metrics(tops["catpop"], targets)
 
     text_scorer = ContentRecency(text[keep], name="text")
@@ -423,10 +423,6 @@ def run(args: argparse.Namespace) -> str:
     scores = text_full.score(users, eval_split, "test").numpy()
     tops["text"] = matrix_tops(scores, [history[u] for u in users], ids)
     rows["text"] = metrics(tops["text"], targets)
-
-    tops["full"] = recommender_tops(full, histories)
-    rows["full"] = metrics(tops["full"], targets)
-    print(json.dumps(rows), flush=True)
 
     # -------- placement weights on validation (users whose validation item is hidden)
     tuning: list[dict[str, Any]] = []
@@ -462,6 +458,12 @@ def run(args: argparse.Namespace) -> str:
             tops["tuned"] = recommender_tops(rec, histories)
             rows["tuned"] = metrics(tops["tuned"], targets)
             chosen = best["weights"]
+
+    full_run, full_fit = fit_full()
+    full = Recommender(FusionArrays.load(full_run), tables)
+    tops["full"] = recommender_tops(full, histories)
+    rows["full"] = metrics(tops["full"], targets)
+    print(json.dumps(rows), flush=True)
 
     # -------- how often hidden products reach anyone's top 10
     rng = np.random.default_rng(args.seed)
