@@ -23,10 +23,12 @@ method ranks all products (old and hidden) with the history excluded; NDCG@10 an
    fusion section's data), ranked the same way.
 
 Also how often hidden products fill top-10 slots (live model and upper bound), over the
-evaluated users and over a seeded sample of all test users, against their catalogue share.
-``--tune`` chooses the placement weights of :func:`gnn.new_products.place_product` (text /
-category / brand, neighbours) on the validation users whose validation item is hidden (never
-test) and reports the chosen setting on test too.
+evaluated users and over a seeded sample of all test users, against their catalogue share; and,
+for the sample's users whose test item is old, NDCG@10 before and after the product events.
+``--tune`` tries on the validation users whose validation item is hidden (never test) the
+placement weights of :func:`gnn.new_products.place_product` (text / category / brand,
+neighbours), the best of them with the neighbours' popularity borrowed (a bench-side variant),
+and ``related_to_new_product``'s formula alone; it reports the best of all on test too.
 
 Fitted run folders are cached under ``--work`` (keyed by split fingerprint): a second run skips
 the fits.
@@ -434,8 +436,10 @@ def run(args: argparse.Namespace) -> str:
 
     text_scorer = ContentRecency(text[keep], name="text")
     text_tuned = text_scorer.tune(reduced_split)
-    text_full = ContentRecency(text, name="text", n_recent=text_tuned["n_recent"],
-                               recency_decay=text_tuned["recency_decay"]).fit(eval_split)  # fmt: skip
+    text_full = ContentRecency(
+        text, name="text", n_recent=text_tuned["n_recent"],
+        recency_decay=text_tuned["recency_decay"],
+    ).fit(eval_split)  # fmt: skip
     scores = text_full.score(users, eval_split, "test").numpy()
     tops["text"] = matrix_tops(scores, [history[u] for u in users], ids)
     rows["text"] = metrics(tops["text"], targets)
@@ -504,20 +508,30 @@ def run(args: argparse.Namespace) -> str:
     sample = np.sort(rng.choice(all_test, size=min(args.share_users, all_test.size),
                                 replace=False))  # fmt: skip
     sample_hist = [[ids[i] for i in history[u]] for u in sample]
-    share = {
-        "live": (hidden_share(tops["live"], hidden),
-                 hidden_share(recommender_tops(live, sample_hist), hidden)),
-        "full": (hidden_share(tops["full"], hidden),
-                 hidden_share(recommender_tops(full, sample_hist), hidden)),
+    sample_tops = {"live": recommender_tops(live, sample_hist),
+                   "full": recommender_tops(full, sample_hist)}  # fmt: skip
+    share = {key: (hidden_share(tops[key], hidden), hidden_share(sample_tops[key], hidden))
+             for key in ("live", "full")}  # fmt: skip
+    # the sample's users whose test item is old: what the placed products cost them
+    old = [k for k, u in enumerate(sample) if not np.isin(eval_split.test[u], hidden_ix).any()]
+    old_targets = [ids[int(eval_split.test[sample[k]][0])] for k in old]
+    before = Recommender(FusionArrays.load(hidden_run), reduced)
+    old_rows = {
+        "before": metrics(recommender_tops(before, [sample_hist[k] for k in old]), old_targets),
+        **{key: metrics([sample_tops[key][k] for k in old], old_targets)
+           for key in ("live", "full")},
     }  # fmt: skip
     if tuned_rec is not None:
-        share["tuned"] = (hidden_share(tops["tuned"], hidden),
-                          hidden_share(recommender_tops(tuned_rec, sample_hist), hidden))  # fmt: skip
+        share["tuned"] = (
+            hidden_share(tops["tuned"], hidden),
+            hidden_share(recommender_tops(tuned_rec, sample_hist), hidden),
+        )
     target_share = float(np.mean([np.isin(eval_split.test[u], hidden_ix).any() for u in all_test]))
 
     return report(
-        args, rows=rows, share=share, target_share=target_share, n_hidden=len(hidden),
-        n_products=len(ids), n_sample=sample.size, n_empty=len(empty), live_info=live_info,
+        args, rows=rows, share=share, old_rows=old_rows, target_share=target_share,
+        n_hidden=len(hidden), n_products=len(ids), n_sample=sample.size, n_empty=len(empty),
+        live_info=live_info,
         fits={"full": full_fit, "hidden": hidden_fit}, text_tuned=text_tuned, config=config,
         tuning=tuning, chosen=chosen, stats=full_split.stats(),
         seconds=time.perf_counter() - t_start, runs=(full_run, hidden_run),
@@ -621,6 +635,10 @@ def report(args: argparse.Namespace, **r: Any) -> str:
             + "; old products fill the rest. The hidden products are "
             f"{r['n_hidden'] / r['n_products']:.1%} of the catalogue and "
             f"{r['target_share']:.1%} of all users' test items.",
+            f"- The sample's {r['old_rows']['live']['users']} users whose test item is old: "
+            f"NDCG@10 {r['old_rows']['before']['ndcg@10']:.4f} from the hidden model before the "
+            f"product events (old products only), {r['old_rows']['live']['ndcg@10']:.4f} after "
+            f"(live), {r['old_rows']['full']['ndcg@10']:.4f} from the upper-bound model.",
             tuned_line,
             f"- Run folders: {', '.join(str(p) for p in r['runs'])}",
             f"- Command: `.venv/bin/python {cmd}`",
