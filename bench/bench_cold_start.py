@@ -546,7 +546,12 @@ def report(args: argparse.Namespace, **r: Any) -> str:
     names = {
         "live": "**Live model** (trained without the hidden products; they arrive as product "
         "events; default placement weights 0.5 / 0.3 / 0.2, 10 neighbours)",
-        "tuned": f"Live model, placement chosen on validation: {r['chosen']}",
+        "tuned": f"Live model, placement chosen on validation: {r['chosen']}"
+        + (
+            " (the popularity step is bench-side, not in `LiveState`)"
+            if "popularity" in str(r["chosen"])
+            else ""
+        ),
         "catpop": "Most popular (train counts) in the leaf category of the user's last item",
         "text": "Text-only nearest neighbours of the history (MiniLM, recency-weighted)",
         "full": "Upper bound: the model trained with the hidden products' interactions",
@@ -586,8 +591,8 @@ def report(args: argparse.Namespace, **r: Any) -> str:
             "category / brand, neighbours; formula = `related_to_new_product`'s unit vector "
             "alone at the catalogue's mean length and bias, no borrowed co-occurrence; "
             "+ popularity = the best weights, then each hidden product given its text "
-            "neighbours' weighted mean popularity (bench-side variant: the live code gives a "
-            "new product none, so the log blend's padding log(1e-12) holds it back)), "
+            "neighbours' weighted mean popularity (a bench-side variant: the live code gives "
+            "a new product no popularity, which the co-occurrence blend pads with)), "
             f"NDCG@10: {trials}. Chosen: "
             f"{r['chosen'] or 'the default'}."
         )
