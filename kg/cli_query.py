@@ -194,14 +194,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     blas = blas_threads_per_worker(config)
     with _one_line_errors():
         rec = _recommender(args)
-        if not args.lazy_text_encoder or args.events:
+        events_on = _events_config(args).events
+        if not args.lazy_text_encoder or events_on:
             import torch
 
             torch.set_num_threads(1)  # before any torch work: the workers fork from here
             try:
                 rec.new_products.preload()
                 rec.product_search.vectors.load()  # search: built once, before the fork
-                if args.events:  # new products come as events: their neighbours' vectors now,
+                if events_on:  # new products come as events: their neighbours' vectors now,
                     # not in a worker's event loop, where encoding the catalogue would stall it
                     rec.new_products.text_vectors(show_progress=not args.no_progress)
             except OSError as exc:
@@ -229,19 +230,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise _fail(f"cannot listen on {config.host}:{config.port}: {exc}") from exc
 
 
+def _events_config(args: argparse.Namespace) -> EventsConfig:
+    from kg.cli_options import config_from_args
+    from kg.serve_events import EventsConfig
+
+    try:
+        return config_from_args(EventsConfig, args)
+    except ValueError as exc:
+        raise _fail(str(exc)) from exc
+
+
 def _events(
     args: argparse.Namespace, rec: Recommender, answers: AnswerStore | None
 ) -> tuple[EventFeed, str, EventsConfig] | None:
     """``kgrec serve --events``: the feed, caught up with Neo4j's event log, and the token."""
     import dataclasses
 
-    from kg.cli_options import config_from_args
-    from kg.serve_events import EventsConfig, event_token, token_file
+    from kg.serve_events import event_token, token_file
 
-    try:
-        config = config_from_args(EventsConfig, args)
-    except ValueError as exc:
-        raise _fail(str(exc)) from exc
+    config = _events_config(args)
     if not config.events:
         return None
     if args.tables is None:

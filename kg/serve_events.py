@@ -139,10 +139,12 @@ def add_event_routes(app: FastAPI, feed: EventFeed, token: str, config: EventsCo
             "catalogue": touched.catalogue,
         })  # fmt: skip
 
+    stopping = asyncio.Event()
+
     async def poll() -> None:
         loop = asyncio.get_running_loop()
         next_claim = loop.time() + config.events_claim
-        while True:
+        while not stopping.is_set():
             try:
                 if loop.time() >= next_claim:
                     await asyncio.to_thread(feed.claim)
@@ -155,7 +157,8 @@ def add_event_routes(app: FastAPI, feed: EventFeed, token: str, config: EventsCo
             except Exception:  # Neo4j away: keep serving what is loaded, try again
                 log.exception("reading the event log failed; retrying")
                 await asyncio.sleep(min(1.0, 10 * config.events_poll))
-            await asyncio.sleep(config.events_poll)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), config.events_poll)
 
     previous = app.router.lifespan_context
 
@@ -166,9 +169,10 @@ def add_event_routes(app: FastAPI, feed: EventFeed, token: str, config: EventsCo
             async with previous(app) as state:
                 yield state
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # the poll ends after the Neo4j read in flight (a thread a cancel would not stop),
+            # so the driver is closed under nobody
+            stopping.set()
+            await task
             feed.close()
 
     app.router.lifespan_context = lifespan
