@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from ingest.bulk_csv import write_import_csv
 from ingest.neo4j_writer import LOCK_LABEL, ensure_constraints
+from ingest.search_index import index_product_text
 from ingest.tables import GraphTables
 from kg.neo4j.driver import open_driver
 from kg.neo4j.importer import run_import
@@ -181,10 +182,12 @@ def bulk_load(
 
 
 def _create_schema(driver: neo4j.Driver, database: str, statements: list[str]) -> None:
-    """kgrec's constraints and lock node, then the empty database's own schema again."""
+    """kgrec's constraints and lock node, then the empty database's own schema again, and
+    the derived search fields and full-text index a load over Bolt ends with."""
     ensure_constraints(driver, database=database, repair=False)
     driver.execute_query(f"MERGE (:{LOCK_LABEL} {{name: 'load'}})", database_=database)
     for statement in statements:
         # Neo4j's own text of a schema rule the database held before the import.
         driver.execute_query(statement, database_=database)
     driver.execute_query("CALL db.awaitIndexes(3600)", database_=database)
+    index_product_text(driver, database=database)  # as a load over Bolt ends (product search)
