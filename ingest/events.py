@@ -391,18 +391,22 @@ def _check_products(
         raise EventBatchError(errors)
 
 
-def _write_interactions(tx: neo4j.ManagedTransaction, rows: list[dict[str, Any]]) -> None:
-    """Create the interaction edges, each at the next position of its user's history."""
-    users = sorted({r["user_id"] for r in rows})
-    last = {
+def _last_orders(tx: neo4j.ManagedTransaction, users: set[str]) -> dict[str, int]:
+    """Each user's last history position (-1 for none), the user created when missing."""
+    return {
         r["id"]: r["last"]
         for r in tx.run(
             f"UNWIND $users AS id MERGE (u:{schema.USER.label} {{id: id}}) "
             f"WITH u OPTIONAL MATCH (u)-[r:{schema.INTERACTED.rel_type}]->() "
             "RETURN u.id AS id, coalesce(max(r.order), -1) AS last",
-            users=users,
+            users=sorted(users),
         )
     }
+
+
+def _write_interactions(tx: neo4j.ManagedTransaction, rows: list[dict[str, Any]]) -> None:
+    """Create the interaction edges, each at the next position of its user's history."""
+    last = _last_orders(tx, {r["user_id"] for r in rows})
     for row in rows:
         last[row["user_id"]] += 1
         row["order"] = last[row["user_id"]]
@@ -510,16 +514,7 @@ def _claim(tx: neo4j.ManagedTransaction, limit: int) -> int:
         name=_COUNTER,
         n=n,
     ).single()["b"]
-    unordered = sorted({e["user"] for e in edges if e["order"] is None})
-    last = {
-        r["id"]: r["last"]
-        for r in tx.run(
-            f"UNWIND $users AS id MATCH (u:{schema.USER.label} {{id: id}}) "
-            f"OPTIONAL MATCH (u)-[r:{schema.INTERACTED.rel_type}]->() "
-            "RETURN id, coalesce(max(r.order), -1) AS last",
-            users=unordered,
-        )
-    }
+    last = _last_orders(tx, {e["user"] for e in edges if e["order"] is None})
     for i, edge in enumerate(edges):
         edge["seq"] = base + 1 + i
         if edge["order"] is None:
