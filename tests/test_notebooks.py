@@ -61,7 +61,8 @@ def test_notebooks_execute(
     engineer = _run("engineer_walkthrough", tmp_path)
     text = _text(engineer)
     assert "ndcg@10" in text and "because" in text
-    assert "matches 'steel'" in text or "matches 'screws'" in text  # rec.search's reasons
+    # rec.search's reasons: its three largest terms in words (which three depends on the model)
+    assert any(r in text for r in ("matches '", "named by the query", "similar text (cosine"))
     assert _has_image(engineer)
     assert (tmp_path / "work" / "fusion" / "model.safetensors").exists()
     related, _, _ = neo4j_db.execute_query("MATCH ()-[r:RELATED]->() RETURN count(r) AS n")  # type: ignore[attr-defined]
