@@ -25,7 +25,7 @@ numpy's BLAS (the scan over all product vectors) starts one thread per core in e
 so with several workers the threads outnumber the cores and spin against each other: with 2
 workers on 2 cores we measured 210 requests/s with the default threads against 570 with one
 each. Each worker sets its BLAS threads after the fork (gunicorn's ``post_fork`` hook):
-:func:`blas_threads_per_worker`.
+:func:`blas_threads_per_worker`, and one torch thread (:func:`one_torch_thread_after_fork`).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ __all__ = [
     "check_workers",
     "current_blas_threads",
     "limit_blas",
+    "one_torch_thread_after_fork",
     "run_server",
     "usable_cores",
 ]
@@ -144,6 +145,20 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
+def one_torch_thread_after_fork() -> None:
+    """One torch thread in a forked worker whose master has loaded torch (the preloaded text
+    encoder). torch's CPU pool is GNU OpenMP's, which does not survive a fork: in a child of a
+    process that ran a multi-threaded torch op, the first multi-threaded op hangs for good (a
+    worker's event loop stuck on a new product's text). With one thread no pool is used. Where
+    the master has not imported torch, the worker's first torch endpoint sets it
+    (``kg.serve._one_torch_thread``)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+
+
 def _free_port(host: str, port: int) -> int:
     """``port``, after checking that nothing listens there (a taken port fails at once, in the
     master, and not in every worker); for port 0, a free port chosen by the system."""
@@ -189,6 +204,7 @@ def run_server(app: Any, config: ServeConfig) -> int:
     def post_fork(_server: Any, _worker: Any) -> None:
         _die_with_parent()
         limit_blas(threads)
+        one_torch_thread_after_fork()
 
     host = f"[{config.host}]" if ":" in config.host else config.host
     options = {

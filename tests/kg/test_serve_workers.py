@@ -166,3 +166,37 @@ def test_a_taken_port_fails_at_once() -> None:
         port = taken.getsockname()[1]
         with pytest.raises(OSError, match="in use"):
             run_server(object(), ServeConfig(port=port, workers=2))
+
+
+_FORKED_TORCH = """
+import os, sys, torch
+from kg.serve_run import one_torch_thread_after_fork
+torch.set_num_threads(2)
+x = torch.randn(1500, 1500)
+(x @ x).sum(); torch.nn.functional.gelu(x).sum()  # the master's pool started (a preloaded encoder)
+pid = os.fork()
+if pid == 0:
+    one_torch_thread_after_fork()
+    y = torch.randn(1500, 1500)
+    (y @ y).sum(); torch.softmax(y, 1).sum()
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_a_forked_worker_runs_torch_after_the_master_did() -> None:
+    """gunicorn forks the workers from a master that ran the text encoder; GNU OpenMP's pool
+    does not survive it. The post-fork hook's one torch thread lets a worker encode a new
+    product's text; without it the child's first multi-threaded op hangs (seen: a worker's
+    event loop stuck on a catalogue event)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _FORKED_TORCH],
+        cwd=Path(__file__).resolve().parents[2],
+        start_new_session=True,
+    )
+    try:
+        assert proc.wait(timeout=120) == 0
+    finally:
+        if proc.poll() is None:  # hung: the parent and its forked child
+            os.killpg(proc.pid, signal.SIGKILL)
