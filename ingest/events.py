@@ -485,10 +485,15 @@ def _link(tx: neo4j.ManagedTransaction, event: schema.ProductEvent) -> None:
 
 
 def _claim(tx: neo4j.ManagedTransaction, limit: int) -> int:
+    # the counter's write lock first: numbers in commit order, as for events. Not by
+    # ``SET c.value = c.value``, which reads the value before it waits for the lock and, when an
+    # event batch committed meanwhile, writes the old value back: the next batch then got the
+    # same numbers and workers reading the log by number skipped events (Neo4j's lost update)
     tx.run(
-        "MERGE (c:KgrecSeq {name: $name}) ON CREATE SET c.value = 0 SET c.value = c.value",
+        "MERGE (c:KgrecSeq {name: $name}) ON CREATE SET c.value = 0 SET c.lock = true "
+        "REMOVE c.lock",
         name=_COUNTER,
-    ).consume()  # the counter's write lock: numbers in commit order, as for events
+    ).consume()
     edges = [
         dict(r)
         for r in tx.run(

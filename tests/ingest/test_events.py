@@ -177,3 +177,34 @@ def test_writes_made_straight_in_neo4j_are_numbered_and_read_back(shop_db) -> No
     ]
     last = max(r["order"] for r in shop.interactions.to_pylist() if r["user_id"] == "u3")
     assert got[0].order == last + 1 and got[0].event.user_id == "u3"
+
+
+@pytest.mark.neo4j
+def test_a_claim_waiting_on_a_batch_keeps_its_numbers(shop_db) -> None:
+    """A claim that starts while an event batch holds the counter waits for it and leaves the
+    counter where the batch put it (it once wrote back the value it read before the wait:
+    the next batch got the same numbers)."""
+    from ingest.events import _write_batch
+
+    driver, _ = shop_db
+    log = EventLog(driver)
+    log.write(parse_events([{**VIEW, "event_id": "c-first"}]))  # the counter exists
+    before = log.last_seq()
+    batch = parse_events([{**VIEW, "event_id": f"c{i}"} for i in range(5)])
+    with driver.session() as session, session.begin_transaction() as tx:
+        _write_batch(tx, batch)  # holds the counter's lock until the commit
+        claim = threading.Thread(target=log.claim_direct_writes)
+        claim.start()
+        blocked = False
+        while claim.is_alive() and not blocked:  # until the claim waits for the lock
+            records, _, _ = driver.execute_query(
+                "SHOW TRANSACTIONS YIELD status WHERE status STARTS WITH 'Blocked' "
+                "RETURN count(*) AS n"
+            )
+            blocked = records[0]["n"] > 0
+        tx.commit()
+    claim.join()
+    assert blocked
+    assert log.last_seq() == before + 5
+    again = log.write(parse_events([{**VIEW, "event_id": "c5"}]))
+    assert again.first_seq == before + 6
