@@ -196,9 +196,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         rec = _recommender(args)
         events_on = _events_config(args).events
         if not args.lazy_text_encoder or events_on:
-            import torch
-
-            torch.set_num_threads(1)  # before any torch work: the workers fork from here
+            # with every core (the catalogue's text vectors, once, before the fork); each
+            # worker then runs torch on one thread (kg.serve_run.one_torch_thread_after_fork)
             try:
                 rec.new_products.preload()
                 rec.product_search.vectors.load()  # search: built once, before the fork
