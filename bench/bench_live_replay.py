@@ -31,7 +31,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from _report import machine_line, write_section
@@ -69,11 +68,15 @@ def validation_events(tables: GraphTables) -> list[AppliedEvent]:
         AppliedEvent(
             seq,
             schema.InteractionEvent(
-                f"valid-{r['user_id']}", r["user_id"], r["product_id"], "purchase",
-                int(r["ts"] or 0), float(r["weight"] or 1.0),
+                f"valid-{r['user_id']}",
+                r["user_id"],
+                r["product_id"],
+                "purchase",
+                int(r["ts"] or 0),
+                float(r["weight"] or 1.0),
             ),
             order=r["order"],
-        )  # fmt: skip
+        )
         for seq, r in enumerate(rows, start=1)
     ]
 
