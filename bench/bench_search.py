@@ -20,8 +20,9 @@
 2. *Known-item search*: ``--known-items`` products drawn with a seed among those whose title
    has 3 distinct words (no stop words); a query of 3 of them in a seeded order, and a copy
    with one seeded typo (a letter deleted, inserted, replaced, or two swapped) in a word of 4
-   letters or more. MRR of the product over all products for BM25 alone and the full search
-   (no user).
+   letters or more. MRR of the product over all products for BM25 alone (the words as
+   typed, as Neo4j's full-text index scores them), BM25 with the search's typo variants, and
+   the full search (no user).
 3. *Lexical backend*: the same queries through a fresh local Neo4j (the graph written by
    ``write_graph``, which creates the ``product_text`` index): p50/p99 of
    ``db.index.fulltext.queryNodes`` (all hits) against the in-process BM25 of all products,
@@ -296,8 +297,10 @@ def known_items(search: Any, tables: Any, n: int, seed: int) -> dict[str, Any]:
         target = index[pid]
         for name, query in (("clean", clean), ("typo", typoed)):
             parts = search.parts(query)
-            for row, w in (("bm25", bm25_only), ("full", search.weights)):
-                _, scores, _ = search.rank(parts, K, weights=w, full=True)
+            as_typed = search.parts(query, bm25_only)  # Neo4j's BM25: no typo variants
+            for row, w, p in (("bm25", bm25_only, as_typed), ("bm25+variants", bm25_only, parts),
+                              ("full", search.weights, parts)):  # fmt: skip
+                _, scores, _ = search.rank(p, K, weights=w, full=True)
                 out.setdefault(f"{row} {name}", []).append(expected_metrics(scores, target))
     return {"n": len(chosen), "examples": examples, **{k: _mean(v) for k, v in out.items()}}
 
@@ -448,14 +451,21 @@ def run_amazon(args: argparse.Namespace) -> str:
         + ", ".join(known["examples"])
         + ".",
         "",
-        "| query | BM25 MRR | full search MRR | full / BM25 |",
-        "|---|---:|---:|---:|",
+        "| query | BM25 MRR (as typed) | BM25 + kgrec's typo variants | full search MRR | "
+        "full / BM25 |",
+        "|---|---:|---:|---:|---:|",
     ]
     for name in ("clean", "typo"):
-        b, f = known[f"bm25 {name}"]["mrr"], known[f"full {name}"]["mrr"]
-        lines.append(f"| {name} | {b:.4f} | {f:.4f} | {f / b:.2f}x |")
+        b, v = known[f"bm25 {name}"]["mrr"], known[f"bm25+variants {name}"]["mrr"]
+        f = known[f"full {name}"]["mrr"]
+        lines.append(f"| {name} | {b:.4f} | {v:.4f} | {f:.4f} | {f / b:.2f}x |")
     lines.append("")
-    lines.append("Targets: full >= BM25 on clean queries, >= 1.2x BM25 with a typo.")
+    lines.append(
+        "Targets: full >= BM25 on clean queries, >= 1.2x BM25 with a typo. BM25 is Neo4j's "
+        "full-text score of the words as typed; the middle column gives it the search's typo "
+        "variants (a term no product holds replaced by the terms one edit away), which the "
+        "section's earlier runs used as the baseline."
+    )
     if backends is not None:
         n, p = backends["neo4j"], backends["in_process"]
         lines += [

@@ -28,7 +28,7 @@ recent history; :mod:`kg.query.scoring`), always ``>= 0``; products outside the 
 ``q(j)``, which is below every pooled product's ``s``. The default weights
 (:class:`SearchWeights`) were chosen on 1,500 validation queries of Amazon Industrial &
 Scientific, one term at a time (``bench/bench_search.py``, BENCHMARKS.md section ``search``:
-dense 2, category 1 with brand 0.5, filters on, user 4), never on a test query. Filters: ``category`` (any level),
+dense 2, category 2 with brand 1, filters on, user 8), never on a test query. Filters: ``category`` (any level),
 ``brand`` and ``exclude`` leave products out; an unambiguous query (one that names a category
 and/or a brand and nothing else) keeps only their products when at least ``k`` remain.
 
@@ -94,9 +94,9 @@ class SearchWeights:
 
     lexical: float = 1.0
     dense: float = 2.0
-    category: float = 1.0
-    brand: float = 0.5
-    user: float = 4.0
+    category: float = 2.0
+    brand: float = 1.0
+    user: float = 8.0
     typo: float = 0.8
     pool: int = 200
     links: LinkSettings = field(default_factory=LinkSettings)
@@ -188,14 +188,15 @@ class ProductSearch:
         self.vectors = QueryVectors(lambda: rec.new_products.encoder, cache_size)
 
     # ------------------------------------------------------------------ the query
-    def parts(self, query: str) -> QueryParts:
-        """The query's terms, lexical and dense scores and links (module docstring).
+    def parts(self, query: str, weights: SearchWeights | None = None) -> QueryParts:
+        """The query's terms, lexical and dense scores and links (module docstring); with
+        ``weights.typo == 0``, the words as typed (no typo variants).
 
         Raises:
             ValueError: an empty or too long query (:func:`check_query`).
         """
         terms = check_query(query)
-        lex, w = self.lexical, self.weights
+        lex, w = self.lexical, weights or self.weights
         known = [t for t in terms if t in lex]
         raw = lex.scores(known)
         variants: dict[str, tuple[str, ...]] = {}
