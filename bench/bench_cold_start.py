@@ -653,10 +653,10 @@ def report(args: argparse.Namespace, **r: Any) -> str:
     )
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the fitted runs (shared with ``bench_live_replay.py``, which reuses the
+    ``full`` run)."""
     parser.add_argument("--work", default="runs/cold-start", help="fitted run folders (cache)")
-    parser.add_argument("--hidden-fraction", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-epochs", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=2048)
@@ -664,6 +664,12 @@ def main() -> int:
     parser.add_argument("--patience", type=int, default=3)
     parser.add_argument("--kge-model", default="rotate", choices=["transe", "rotate"])
     parser.add_argument("--kge-dim", type=int, default=64)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_fit_arguments(parser)
+    parser.add_argument("--hidden-fraction", type=float, default=0.1)
     parser.add_argument("--share-users", type=int, default=1000,
                         help="seeded sample of test users for the top-10 share")  # fmt: skip
     parser.add_argument("--tune", action="store_true",

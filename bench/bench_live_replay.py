@@ -35,7 +35,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from _report import machine_line, write_section
 from bench_baselines import AMAZON
-from bench_cold_start import _replace, fitted, metrics, recommender_tops, with_roles
+from bench_cold_start import (
+    _replace,
+    add_fit_arguments,
+    fitted,
+    metrics,
+    recommender_tops,
+    with_roles,
+)
 from bench_fusion import _kge_artifact
 
 from gnn.features import kge_features, text_features
@@ -159,14 +166,7 @@ def run(args: argparse.Namespace) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--work", default="runs/cold-start", help="fitted run folders (cache)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-epochs", type=int, default=20)
-    parser.add_argument("--batch-size", type=int, default=2048)
-    parser.add_argument("--lr", type=float, default=5e-3)
-    parser.add_argument("--patience", type=int, default=3)
-    parser.add_argument("--kge-model", default="rotate", choices=["transe", "rotate"])
-    parser.add_argument("--kge-dim", type=int, default=64)
+    add_fit_arguments(parser)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     body = run(args)
