@@ -143,3 +143,16 @@ def test_external_server_settings_win() -> None:
     assert settings is not None and settings.external
     assert (settings.uri, settings.auth) == ("bolt://db.example:7687", ("ana", "pw"))
     assert settings_from_env({}) is None
+
+
+def test_a_password_starting_with_a_dash_is_set(tmp_path: Path) -> None:
+    """``secrets.token_urlsafe`` starts a password with '-' once in 64; the initial-password
+    command took it for an unknown option and the launcher exited (a CI run hit it)."""
+    server = LocalNeo4j(tmp_path / "dash", port=free_port(), password="-dash-first", heap="512m")
+    info = server.start(timeout=300)
+    try:
+        with open_driver(server.settings(info)) as driver:
+            records, _, _ = driver.execute_query("RETURN 1 AS one")
+            assert records[0]["one"] == 1
+    finally:
+        assert server.stop() is True

@@ -114,7 +114,9 @@ public final class Launcher {
         PrintStream quiet = new PrintStream(OutputStream.nullOutputStream());
         ExecutionContext context = new ExecutionContext(
                 home, home.resolve("conf"), quiet, System.err, new DefaultFileSystemAbstraction());
-        int code = new CommandLine(new SetInitialPasswordCommand(context)).execute(password);
+        // "--" ends the options: a password starting with '-' (secrets.token_urlsafe gives
+        // one in 64) is the password, not an unknown option (picocli's usage error, exit 64)
+        int code = new CommandLine(new SetInitialPasswordCommand(context)).execute("--", password);
         if (code != 0) {
             fail("could not set the initial neo4j password (set-initial-password exit " + code + ")");
         }
