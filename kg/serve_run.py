@@ -149,7 +149,8 @@ def one_torch_thread_after_fork() -> None:
     """One torch thread in a forked worker whose master has loaded torch (the preloaded text
     encoder). torch's CPU pool is GNU OpenMP's, which does not survive a fork: in a child of a
     process that ran a multi-threaded torch op, the first multi-threaded op hangs for good (a
-    worker's event loop stuck on a new product's text). With one thread no pool is used. Where
+    worker encoding a new product's text would stall its event loop). With one thread no pool
+    is used, so the master may encode with every core before the fork. Where
     the master has not imported torch, the worker's first torch endpoint sets it
     (``kg.serve._one_torch_thread``)."""
     import sys
