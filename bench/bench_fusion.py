@@ -171,10 +171,11 @@ def run_amazon(args: argparse.Namespace) -> str:
     best_base = max(
         (r for r in rows if not r["name"].lstrip("*").startswith("Fusion")),
         key=lambda r: r["summary"]["ndcg@10"][0],
+        default=None,  # --only without a baseline
     )
     fused = next((r for r in rows if r["name"].startswith("**Fusion")), None)
     verdict = ""
-    if fused:
+    if fused and best_base:
         gain = fused["summary"]["ndcg@10"][0] / best_base["summary"]["ndcg@10"][0] - 1
         verdict = (
             f"- **Fusion vs the best baseline ({best_base['name']}) on NDCG@10: {gain:+.1%} "
