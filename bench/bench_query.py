@@ -41,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,16 @@ ROOT = Path(__file__).resolve().parents[1]
 def _pct(samples: list[float]) -> tuple[float, float]:
     a = np.asarray(samples) * 1000
     return float(np.percentile(a, 50)), float(np.percentile(a, 99))
+
+
+def time_calls(op: Callable[[int], Any], calls: Iterable[int]) -> tuple[float, float]:
+    """p50 and p99 in milliseconds of ``op(i)`` for each ``i`` of ``calls``."""
+    samples = []
+    for i in calls:
+        t0 = time.perf_counter()
+        op(i)
+        samples.append(time.perf_counter() - t0)
+    return _pct(samples)
 
 
 def _model(tables: Any, folder: Path) -> Any:
@@ -93,12 +104,7 @@ def python_api(
         name = name + label
         for i in range(min(50, calls)):
             op(i)  # warm-up
-        samples = []
-        for i in range(calls):
-            t0 = time.perf_counter()
-            op(i)
-            samples.append(time.perf_counter() - t0)
-        p50, p99 = _pct(samples)
+        p50, p99 = time_calls(op, range(calls))
         rows.append((name, p50, p99))
         print(f"python {name}: p50 {p50:.2f} ms, p99 {p99:.2f} ms", flush=True)
     return rows

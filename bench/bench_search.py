@@ -410,7 +410,8 @@ def run_amazon(args: argparse.Namespace) -> str:
     lines = [
         "### Amazon 2018 Industrial & Scientific: personalised product search",
         "",
-        f"- Machine: {machine_line()}; numpy BLAS 1 thread; shared with other engineers' runs",
+        f"- Machine: {machine_line()}; numpy BLAS 1 thread"
+        + (f"; {args.note}" if args.note else ""),
         f"- Data: `amazon2018-industrial-scientific` ({split.n_users:,} users, "
         f"{split.n_items:,} products); leave-one-out; {len(test.cases):,} test queries "
         f"({len(test.parts):,} distinct; {test.skipped:,} users skipped: test item without a "
@@ -487,7 +488,7 @@ def run_amazon(args: argparse.Namespace) -> str:
 # ------------------------------------------------------------------------------ latency
 def run_latency(args: argparse.Namespace) -> str:
     import torch
-    from bench_query import _load, _model, _pct, _wait_http
+    from bench_query import _load, _model, _pct, _wait_http, time_calls
     from threadpoolctl import threadpool_limits
 
     from ingest.sources.synthetic import SyntheticConfig, generate_shop
@@ -533,12 +534,7 @@ def run_latency(args: argparse.Namespace) -> str:
     def timed(name: str, op: Callable[[int], Any], n: int, warm: int = 0) -> None:
         for i in range(warm):
             op(i)
-        samples = []
-        for i in range(warm, warm + n):
-            t = time.perf_counter()
-            op(i)
-            samples.append(time.perf_counter() - t)
-        p50, p99 = _pct(samples)
+        p50, p99 = time_calls(op, range(warm, warm + n))
         rows.append((name, p50, p99))
         print(f"python {name}: p50 {p50:.2f} ms, p99 {p99:.2f} ms", flush=True)
 
@@ -560,8 +556,8 @@ def run_latency(args: argparse.Namespace) -> str:
     lines = [
         f"### Latency at {rec.n_products:,} products (synthetic `{args.preset}` shop)",
         "",
-        f"- Machine: {machine_line()}; numpy BLAS 1 thread, torch 1 thread; **shared with "
-        "other engineers' runs: the lead re-runs this on a quiet machine**",
+        f"- Machine: {machine_line()}; numpy BLAS 1 thread, torch 1 thread"
+        + (f"; {args.note}" if args.note else ""),
         f"- Data: {rec.n_products:,} products; {note}; random unit product text vectors "
         f"(384 dims; latency does not depend on their values); search index built in "
         f"{build_s:.1f} s, query encoder loaded in {load_s:.1f} s; queries: 3 words of random "
@@ -654,6 +650,7 @@ def main() -> int:
     parser.add_argument("--http-seconds", type=float, default=20.0)
     parser.add_argument("--no-http", action="store_true")
     parser.add_argument("--preset", default="bench", help="synthetic shop of --part latency")
+    parser.add_argument("--note", help="a line for the section (e.g. how busy the machine was)")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     parts = _existing_parts()
