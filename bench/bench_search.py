@@ -213,11 +213,11 @@ class Evaluation:
 
 def choose_weights(valid: Evaluation, base: Any) -> tuple[Any, list[str]]:
     """The weights, one term at a time on the validation queries (NDCG@10): dense with
-    lexical, then the category and brand links, then the user term."""
+    lexical, then word coverage, then the category and brand links, then the user term."""
     from kg.query.query_links import LinkSettings
 
     log: list[str] = []
-    off = replace(base, dense=0.0, category=0.0, brand=0.0, user=0.0,
+    off = replace(base, coverage=0.0, dense=0.0, category=0.0, brand=0.0, user=0.0,
                   links=replace(base.links, filters=False))  # fmt: skip
 
     def best(name: str, grid: Sequence[Any], make: Callable[[Any], Any], user: bool) -> Any:
@@ -231,7 +231,9 @@ def choose_weights(valid: Evaluation, base: Any) -> tuple[Any, list[str]]:
         return max(found, key=lambda x: x[0])
 
     _, dense, _ = best("dense", (0.5, 1.0, 2.0, 4.0), lambda v: replace(off, dense=v), False)
-    hybrid = replace(off, dense=dense)
+    _, coverage, _ = best("coverage", (0.0, 1.0, 2.0, 4.0, 8.0, 16.0),
+                          lambda v: replace(off, dense=dense, coverage=v), False)  # fmt: skip
+    hybrid = replace(off, dense=dense, coverage=coverage)
     _, cat, _ = best(
         "category (brand = category / 2)",
         (0.5, 1.0, 2.0),
@@ -262,7 +264,7 @@ def known_items(search: Any, tables: Any, n: int, seed: int) -> dict[str, Any]:
             usable.append((pid, words))
     chosen = rng.choice(len(usable), min(n, len(usable)), replace=False)
     alphabet = "abcdefghijklmnopqrstuvwxyz"
-    bm25_only = replace(search.weights, dense=0.0, category=0.0, brand=0.0, typo=0.0,
+    bm25_only = replace(search.weights, coverage=0.0, dense=0.0, category=0.0, brand=0.0, typo=0.0,
                         links=replace(search.weights.links, filters=False))  # fmt: skip
     out: dict[str, list[tuple[float, float, float]]] = {}
     examples = []
@@ -380,13 +382,14 @@ def run_amazon(args: argparse.Namespace) -> str:
     print(f"chosen on valid ({tune_s:.0f} s): {weights}", flush=True)
     rec_test.product_search.weights = weights
     test = Evaluation(rec_test, split, "test", queries, args.test_users)
-    off = replace(weights, dense=0.0, category=0.0, brand=0.0, user=0.0,
+    off = replace(weights, coverage=0.0, dense=0.0, category=0.0, brand=0.0, user=0.0,
                   links=replace(weights.links, filters=False))  # fmt: skip
     rows_spec = [
         ("1. BM25 alone (Neo4j full-text scores, in process)", off, False),
         ("2. dense text alone (MiniLM query vs product text vectors)",
          replace(off, lexical=0.0, dense=1.0), False),
-        ("3. hybrid without the user (BM25 + dense)", replace(off, dense=weights.dense), False),
+        ("3. hybrid without the user (BM25 + word coverage + dense)",
+         replace(off, dense=weights.dense, coverage=weights.coverage), False),
         ("4. hybrid with graph links (+ category and brand links)", replace(weights, user=0.0),
          False),
         ("5. full search with the user (+ personalised graph-aware score)", weights, True),

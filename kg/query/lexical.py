@@ -109,6 +109,15 @@ class LexicalIndex:
         out = np.bincount(m.indices[at], weights=m.data[at], minlength=self.n_products)
         return out.astype(np.float32)
 
+    def held(self, terms: Sequence[str]) -> np.ndarray:
+        """``(P,)`` float32: how many of the distinct ``terms`` each product holds (any field;
+        unknown terms are held by none)."""
+        rows = np.unique([self.vocabulary[t] for t in terms if t in self.vocabulary])
+        rows = rows.astype(np.int64)
+        m = self.matrix
+        at, _ = concat_ranges(m.indptr[rows], m.indptr[rows + 1])
+        return np.bincount(m.indices[at], minlength=self.n_products).astype(np.float32)
+
     def term_scores(self, term: str) -> tuple[np.ndarray, np.ndarray]:
         """``(products ascending, BM25 of the one term)``; empty for an unknown term."""
         row = self.vocabulary.get(term)

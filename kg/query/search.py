@@ -13,10 +13,13 @@ vector ``t_q`` is the catalogue encoder's (MiniLM) vector of the query (cached,
     L(j)  = bm25(q, j) / max_j' bm25(q, j')        lexical (kg.query.lexical: Neo4j's BM25);
                                                     a typo's variants count w_typo × their
                                                     best BM25
+    C(j)  = held(q, j) / |distinct terms of q|      coverage: the share of the query's words
+                                                    the product holds (in any field); a typo
+                                                    counts w_typo when it holds a variant
     D(j)  = cos(t_q, t_j)                           dense (kg.query.dense)
     Gc(j) = link_category(j), Gb(j) = link_brand(j) graph links (kg.query.query_links)
 
-    q(j)  = w_lex · L(j) + w_dense · D(j) + w_cat · Gc(j) + w_brand · Gb(j)
+    q(j)  = w_lex · L(j) + w_cov · C(j) + w_dense · D(j) + w_cat · Gc(j) + w_brand · Gb(j)
 
 and, with a user, the ``pool`` best products by ``q`` are reranked by::
 
@@ -28,12 +31,15 @@ recent history; :mod:`kg.query.scoring`), always ``>= 0``; products outside the 
 ``q(j)``, which is below every pooled product's ``s``. The default weights
 (:class:`SearchWeights`) were chosen on 1,500 validation queries of Amazon Industrial &
 Scientific, one term at a time (``bench/bench_search.py``, BENCHMARKS.md section ``search``:
-dense 2, category 2 with brand 1, filters on, user 8), never on a test query. Filters: ``category`` (any level),
+dense 2, coverage 16, category 2 with brand 1, filters on, user 8), never on a test query.
+Coverage is Lucene's old ``coord`` factor as a term of its own: BM25 alone lets one rare word
+outweigh all the others, so a product that holds every word of the query can rank below one
+that holds one of them. Filters: ``category`` (any level),
 ``brand`` and ``exclude`` leave products out; an unambiguous query (one that names a category
 and/or a brand and nothing else) keeps only their products when at least ``k`` remain.
 
 Each result is a :class:`~kg.query.Recommendation` with the weighted terms (``lexical``,
-``dense``, ``category_link``, ``brand_link``, ``personal``) in ``terms`` and a reason that
+``coverage``, ``dense``, ``category_link``, ``brand_link``, ``personal``) in ``terms`` and a reason that
 names the matched words, the linked categories and brands and the user's history.
 """
 
@@ -83,6 +89,7 @@ class SearchWeights:
 
     Attributes:
         lexical: ``w_lex``.
+        coverage: ``w_cov``, the share of the query's words a product holds.
         dense: ``w_dense``.
         category: ``w_cat``, category links.
         brand: ``w_brand``, brand links.
@@ -93,6 +100,7 @@ class SearchWeights:
     """
 
     lexical: float = 1.0
+    coverage: float = 16.0
     dense: float = 2.0
     category: float = 2.0
     brand: float = 1.0
@@ -102,7 +110,7 @@ class SearchWeights:
     links: LinkSettings = field(default_factory=LinkSettings)
 
     def __post_init__(self) -> None:
-        for name in ("lexical", "dense", "category", "brand", "user", "typo"):
+        for name in ("lexical", "coverage", "dense", "category", "brand", "user", "typo"):
             if getattr(self, name) < 0:
                 raise ValueError(f"SearchWeights: {name} must be >= 0")
         if self.pool < 1:
@@ -118,6 +126,7 @@ class QueryParts:
         terms: its terms (repeats kept).
         variants: ``{typo: terms scored in its place}``.
         lexical: ``(P,)`` float32 ``L``.
+        coverage: ``(P,)`` float32 ``C``.
         vector: ``(d,)`` the query's text vector.
         dense: ``(P,)`` float32 ``D`` (the reduced estimate on large catalogues).
         links: its category and brand links.
@@ -127,6 +136,7 @@ class QueryParts:
     terms: tuple[str, ...]
     variants: dict[str, tuple[str, ...]]
     lexical: np.ndarray
+    coverage: np.ndarray
     vector: np.ndarray
     dense: np.ndarray
     links: QueryLinks
@@ -199,8 +209,10 @@ class ProductSearch:
         lex, w = self.lexical, weights or self.weights
         known = [t for t in terms if t in lex]
         raw = lex.scores(known)
+        held = lex.held(known)
         variants: dict[str, tuple[str, ...]] = {}
-        for t in dict.fromkeys(terms):
+        distinct = list(dict.fromkeys(terms))
+        for t in distinct:
             if t in lex or len(t) < MIN_TYPO_LENGTH or w.typo == 0:
                 continue
             found = lex.variants(t)
@@ -212,6 +224,7 @@ class ProductSearch:
                 products, scores = lex.term_scores(v)
                 np.maximum.at(best, products, scores)
             raw += np.float32(w.typo * terms.count(t)) * best
+            held += np.float32(w.typo) * (best > 0)
         top = float(raw.max(initial=0.0))
         lexical = raw / np.float32(top) if top > 0 else raw
         vector = self.vectors.vector(query)
@@ -221,13 +234,16 @@ class ProductSearch:
             links = QueryLinks(links.categories, links.brands, links.category_term,
                                links.brand_term)  # fmt: skip
         dense = self.dense.scores(vector)
-        return QueryParts(query, tuple(terms), variants, lexical, vector, dense, links)
+        coverage = held / np.float32(len(distinct))
+        return QueryParts(query, tuple(terms), variants, lexical, coverage, vector, dense, links)
 
     # ----------------------------------------------------------------- ranking
     def scores(self, parts: QueryParts, weights: SearchWeights | None = None) -> np.ndarray:
         """``(P,)`` float32 ``q(j)`` of every product (module docstring)."""
         w = weights or self.weights
         q = np.float32(w.lexical) * parts.lexical
+        if w.coverage:
+            q += np.float32(w.coverage) * parts.coverage
         if w.dense:
             q += np.float32(w.dense) * parts.dense
         if w.category:
@@ -280,6 +296,7 @@ class ProductSearch:
         total = q[pool]
         terms = {
             "lexical": np.float32(w.lexical) * parts.lexical[pool],
+            "coverage": np.float32(w.coverage) * parts.coverage[pool],
             "dense": np.float32(w.dense) * dense,
             "category_link": np.float32(w.category) * parts.links.category_term[pool],
             "brand_link": np.float32(w.brand) * parts.links.brand_term[pool],
@@ -342,8 +359,9 @@ class ProductSearch:
         for row, j in enumerate(top.tolist()):
             said: list[tuple[float, str]] = []
             value = {name: float(v[row]) for name, v in terms.items()}
-            if value["lexical"] > 0 and matched[row]:
-                said.append((value["lexical"], "matches " + ", ".join(matched[row])))
+            if value["lexical"] + value["coverage"] > 0 and matched[row]:
+                words = value["lexical"] + value["coverage"]
+                said.append((words, "matches " + ", ".join(matched[row])))
             for kind, links in (("category_link", parts.links.categories),
                                 ("brand_link", parts.links.brands)):  # fmt: skip
                 link = _link_of(ix, j, links)

@@ -40,7 +40,7 @@ def test_ordering_and_terms(rec: Recommender, users: list[str]) -> None:
     for user in (None, users[0]):
         got = rec.search("machine screws brass", user=user, k=10)
         _check(got, 10)
-        names = {"lexical", "dense", "category_link", "brand_link"}
+        names = {"lexical", "coverage", "dense", "category_link", "brand_link"}
         assert set(got[0].terms) == (names if user is None else names | {"personal"})
     assert rec.search("machine screws brass", k=10) == rec.search("Machine  SCREWS brass", k=10)
 
@@ -155,6 +155,33 @@ def test_typos_are_corrected(rec: Recommender, titles: dict[str, str]) -> None:
     assert word in parts.variants[typo]
     got = rec.search(typo, k=5)
     assert any(f"for {typo!r}" in r.reason for r in got)
+
+
+def test_coverage_is_the_share_of_query_words_held(
+    rec: Recommender, titles: dict[str, str]
+) -> None:
+    search = rec.product_search
+    lex = search.lexical
+    first, second = [w for w in dict.fromkeys(analyze(titles["p1"])) if w.isalpha()][:2]
+    typo = "zq" + second  # two letters inserted: not one edit from anything held
+    products = np.arange(rec.n_products)
+    holds = {
+        w: np.array([float(bool(f)) for f in lex.fields_with(w, products)]) for w in (first, second)
+    }
+    # repeats count once; a word no product holds stays in the share
+    parts = search.parts(f"{first} {second} {first}")
+    assert parts.coverage == pytest.approx((holds[first] + holds[second]) / 2.0)
+    assert parts.coverage[rec.index.product_index["p1"]] == 1.0
+    missing = search.parts(f"{first} {typo}")
+    assert missing.coverage == pytest.approx(holds[first] / 2.0)
+    # a typo counts w_typo where a product holds one of its variants
+    word = next(w for w in analyze(titles["p1"]) if len(w) >= 6)
+    swapped = word[:2] + word[3] + word[2] + word[4:]
+    fixed = search.parts(swapped)
+    held = np.zeros(rec.n_products, bool)
+    for v in fixed.variants[swapped]:
+        held |= np.array([bool(f) for f in lex.fields_with(v, products)])
+    assert fixed.coverage == pytest.approx(search.weights.typo * held)
 
 
 def test_weights_are_checked() -> None:
