@@ -156,29 +156,41 @@ def fitted(
     features: dict[str, np.ndarray],
     feature_info: dict[str, Any],
     seed: int,
+    final: dict[str, Any] | None = None,
 ) -> tuple[Path, dict[str, Any]]:
     """The fusion model of ``split`` in ``folder``: fitted now, or reused when the folder
-    holds a model of the same ids, settings and seed."""
+    holds a model of the same ids, settings, seed and ``final`` weights.
+
+    ``final`` (``blend``, ``blend_mode``, ``similarity_weights``, as in ``fit_info``): the
+    final-score weights to keep instead of those the fit chooses on validation (a split
+    without validation chooses none)."""
     config_file = folder / "config.json"
     from dataclasses import asdict
 
+    final = final or {}
     if config_file.is_file():
         meta = json.loads(config_file.read_text())
+        fit = meta.get("fit", {})
         same = (
             meta.get("ids_sha256") == split.ids_fingerprint()
             and meta.get("config") == json.loads(json.dumps(asdict(config)))
-            and meta.get("fit", {}).get("seed") == seed
-            and meta.get("fit", {}).get("split", {}).get("train_interactions")
+            and fit.get("seed") == seed
+            and fit.get("split", {}).get("train_interactions")
             == split.stats()["train_interactions"]
+            and all(fit.get(k) == v for k, v in final.items())
         )
         if same:
             print(f"reusing {folder}", flush=True)
-            return folder, meta["fit"]
+            return folder, fit
     print(f"fitting {folder}", flush=True)
     model = FusionRecommender(
         tables, config, text=features["text"], kge=features["kge"], feature_info=feature_info
     )
     model.fit(split, seed=seed, show_progress=True)
+    if final:
+        model.blend, model.blend_mode = float(final["blend"]), str(final["blend_mode"])
+        model.similarity_weights = dict(final["similarity_weights"])
+        model.fit_info.update(final)
     model.save(folder)
     return folder, model.fit_info
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,6 @@ from bench_cold_start import (
 from bench_fusion import _kge_artifact
 
 from gnn.features import kge_features, text_features
-from gnn.fusion import FusionRecommender
 from gnn.fusion_io import FusionArrays
 from gnn.model import FusionConfig
 from gnn.pipeline import default_text_cache
@@ -84,8 +83,6 @@ def retrained(
     """Row 4's model (module docstring): ``config`` fitted with the validation items as training
     data for the train-only fit's best epoch count, with that fit's final-score weights; reused
     from ``folder`` when it holds this run."""
-    import json
-
     inter = tables.interactions
     roles = inter["split"]
     moved = pc.if_else(pc.equal(roles, "valid"), "train", roles)
@@ -93,31 +90,8 @@ def retrained(
         inter.schema.get_field_index("split"), "split", moved))  # fmt: skip
     split = as_leave_one_out(given_split(tables))
     config = replace(config, max_epochs=int(fit["best_epoch"]))
-    chosen = {"blend": fit["blend"], "blend_mode": fit["blend_mode"],
-              "similarity_weights": fit["similarity_weights"]}  # fmt: skip
-    config_file = folder / "config.json"
-    if config_file.is_file():
-        meta = json.loads(config_file.read_text())
-        got = meta.get("fit", {})
-        if (
-            meta.get("ids_sha256") == split.ids_fingerprint()
-            and meta.get("config") == json.loads(json.dumps(asdict(config)))
-            and got.get("seed") == seed
-            and got.get("split", {}).get("train_interactions")
-            == split.stats()["train_interactions"]
-            and {k: got.get(k) for k in chosen} == chosen
-        ):
-            print(f"reusing {folder}", flush=True)
-            return folder, got
-    print(f"fitting {folder} ({config.max_epochs} epochs, no validation)", flush=True)
-    model = FusionRecommender(tables, config, text=features["text"], kge=features["kge"],
-                              feature_info=feature_info)  # fmt: skip
-    model.fit(split, seed=seed, show_progress=True)
-    model.blend, model.blend_mode = float(chosen["blend"]), str(chosen["blend_mode"])
-    model.similarity_weights = dict(chosen["similarity_weights"])
-    model.fit_info.update(chosen)
-    model.save(folder)
-    return folder, model.fit_info
+    final = {k: fit[k] for k in ("blend", "blend_mode", "similarity_weights")}
+    return fitted(folder, tables, split, config, features, feature_info, seed, final)
 
 
 def validation_events(tables: GraphTables) -> list[AppliedEvent]:
@@ -177,12 +151,12 @@ def run(args: argparse.Namespace) -> str:
     apply_s = time.perf_counter() - t0
     rows["live"] = metrics(tops(rec), targets)
     print(f"live: {rows['live']} ({touched.applied} applied in {apply_s:.1f} s)", flush=True)
-    reloaded = Recommender(arrays, _only(tables, ("train", "valid")), weights=weights)
+    with_valid = _only(tables, ("train", "valid"))
+    reloaded = Recommender(arrays, with_valid, weights=weights)
     rows["reloaded"] = metrics(tops(reloaded), targets)
     print(f"reloaded: {rows['reloaded']}", flush=True)
-    rows["retrained"] = metrics(
-        tops(Recommender(FusionArrays.load(again_dir), _only(tables, ("train", "valid")),
-                         weights=weights)), targets)  # fmt: skip
+    again = Recommender(FusionArrays.load(again_dir), with_valid, weights=weights)
+    rows["retrained"] = metrics(tops(again), targets)
     print(f"retrained: {rows['retrained']}", flush=True)
     # the same histories through the evaluation's own path (history given as product ids)
     histories = [[ids[i] for i in h] for h in (split.history("test")[u] for u in users)]
@@ -220,8 +194,8 @@ def run(args: argparse.Namespace) -> str:
     lines += [
         "",
         f"Freshness: the live state's NDCG@10 is {gain:.2f}x that of the same model without "
-        f"the events, and {versus:.2f}x that of the model retrained with them. The reloaded row ranks the same histories as the live one; what differs "
-        "is that the live co-occurrence counts grew with the validation items, while the "
+        f"the events, and {versus:.2f}x that of the model retrained with them. The reloaded "
+        "row ranks the same histories as the live one; what differs is that the live co-occurrence counts grew with the validation items, while the "
         f"reloaded model keeps those it was trained with (the evaluation's own path on the "
         f"reloaded model: NDCG@10 {rows['given']['ndcg@10']:.4f}).",
     ]
