@@ -34,13 +34,13 @@ Scientific, one term at a time (``bench/bench_search.py``, BENCHMARKS.md section
 dense 2, coverage 16, category 2 with brand 1, filters on, user 8), never on a test query.
 Coverage is Lucene's old ``coord`` factor as a term of its own: BM25 alone lets one rare word
 outweigh all the others, so a product that holds every word of the query can rank below one
-that holds one of them. Filters: ``category`` (any level),
-``brand`` and ``exclude`` leave products out; an unambiguous query (one that names a category
-and/or a brand and nothing else) keeps only their products when at least ``k`` remain.
+that holds one of them. Filters: ``category`` (any level), ``brand`` and ``exclude`` leave
+products out; an unambiguous query (one that names a category and/or a brand and nothing
+else) keeps only their products when at least ``k`` remain.
 
 Each result is a :class:`~kg.query.Recommendation` with the weighted terms (``lexical``,
-``coverage``, ``dense``, ``category_link``, ``brand_link``, ``personal``) in ``terms`` and a reason that
-names the matched words, the linked categories and brands and the user's history.
+``coverage``, ``dense``, ``category_link``, ``brand_link``, ``personal``) in ``terms`` and a
+reason that names the matched words, the linked categories and brands and the user's history.
 """
 
 from __future__ import annotations
@@ -359,8 +359,8 @@ class ProductSearch:
         for row, j in enumerate(top.tolist()):
             said: list[tuple[float, str]] = []
             value = {name: float(v[row]) for name, v in terms.items()}
-            if value["lexical"] + value["coverage"] > 0 and matched[row]:
-                words = value["lexical"] + value["coverage"]
+            words = value["lexical"] + value["coverage"]
+            if words > 0 and matched[row]:
                 said.append((words, "matches " + ", ".join(matched[row])))
             for kind, links in (("category_link", parts.links.categories),
                                 ("brand_link", parts.links.brands)):  # fmt: skip
