@@ -167,10 +167,17 @@ class TextEncoder:
         batch_size: texts per forward pass.
         max_length: tokens per text, longer texts are truncated; lowered to the model's limit.
         normalize: L2-normalise the vectors (cosine similarity is then a dot product).
+        runtime: ``"torch"``, or ``"onnx"``: ONNX Runtime on one CPU thread, for one short
+            text at a time (a search query, a new product), about twice as fast there
+            (:mod:`gnn.text_onnx`; same vectors within 1e-6). ``device`` must then be
+            ``"cpu"`` or ``"auto"``.
+        onnx_cache: the folder of exported ONNX models (default
+            :func:`gnn.text_onnx.default_onnx_cache`).
 
     Raises:
         FileNotFoundError: the folder lacks ``config.json`` or safetensors weights.
-        ValueError: a non-positive ``batch_size`` or ``max_length``.
+        ValueError: a non-positive ``batch_size`` or ``max_length``, an unknown ``runtime``,
+            or ``runtime="onnx"`` with a device other than the CPU.
     """
 
     def __init__(
@@ -181,6 +188,8 @@ class TextEncoder:
         batch_size: int = 64,
         max_length: int = 256,
         normalize: bool = True,
+        runtime: str = "torch",
+        onnx_cache: str | Path | None = None,
     ) -> None:
         path = Path(model_path) if model_path is not None else default_model_path()
         config_path = path / "config.json"
@@ -195,6 +204,10 @@ class TextEncoder:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         if max_length < 1:
             raise ValueError(f"max_length must be positive, got {max_length}")
+        if runtime not in ("torch", "onnx"):
+            raise ValueError(f"runtime must be 'torch' or 'onnx', got {runtime!r}")
+        if runtime == "onnx" and device not in ("cpu", "auto"):
+            raise ValueError(f"runtime='onnx' runs on the CPU, not on device={device!r}")
         config = json.loads(config_path.read_text())
         dim = config.get("hidden_size") or config.get("dim") or config.get("d_model")
         if not isinstance(dim, int):
@@ -208,14 +221,16 @@ class TextEncoder:
         self.max_length: int = min([max_length, *(n for n in limits if isinstance(n, int))])
         self.batch_size = batch_size
         self.normalize = normalize
-        self._device_request = device
+        self.runtime = runtime
+        self.onnx_cache = onnx_cache
+        self._device_request = device if runtime == "torch" else "cpu"
         self._loaded: tuple[Any, Any, torch.device] | None = None
 
     def __repr__(self) -> str:
         return (
             f"TextEncoder({str(self.model_path)!r}, device={self._device_request!r}, "
             f"batch_size={self.batch_size}, max_length={self.max_length}, "
-            f"normalize={self.normalize})"
+            f"normalize={self.normalize}, runtime={self.runtime!r})"
         )
 
     @cached_property
@@ -322,11 +337,20 @@ class TextEncoder:
 
             device = self.device
             tokenizer = AutoTokenizer.from_pretrained(self.model_path, local_files_only=True)
-            model = AutoModel.from_pretrained(
-                self.model_path, local_files_only=True, use_safetensors=True, dtype=torch.float32
-            )
-            model.to(device).eval()
-            logger.info("loaded text model %s on %s", self.model_path, device)
+            if self.runtime == "onnx":
+                from gnn.text_onnx import onnx_model
+
+                fingerprint = self.model_fingerprint
+                model = onnx_model(self.model_path, fingerprint, tokenizer, self.onnx_cache)
+            else:
+                model = AutoModel.from_pretrained(
+                    self.model_path,
+                    local_files_only=True,
+                    use_safetensors=True,
+                    dtype=torch.float32,
+                )
+                model.to(device).eval()
+            logger.info("loaded text model %s on %s (%s)", self.model_path, device, self.runtime)
             self._loaded = (tokenizer, model, device)
         return self._loaded
 

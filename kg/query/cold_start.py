@@ -75,7 +75,8 @@ class NewProductEncoder:
             enc = self.feature_info.get("text", {}).get("encoder", {})
             path = self.text_model if self.text_model is not None else enc.get("model_path")
             options = {k: enc[k] for k in ("max_length", "normalize") if k in enc}
-            self._encoder = TextEncoder(path, device="cpu", **options)
+            # one text at a time (a new product, a search query): ONNX Runtime, see gnn.text_onnx
+            self._encoder = TextEncoder(path, runtime="onnx", **options)
         return self._encoder
 
     def preload(self) -> None:

@@ -150,6 +150,25 @@ def test_bad_arguments(tiny_model: Path, tmp_path: Path) -> None:
         TextEncoder(tmp_path)
     with pytest.raises(ValueError, match="batch_size"):
         TextEncoder(tiny_model, batch_size=0)
+    with pytest.raises(ValueError, match="runtime"):
+        TextEncoder(tiny_model, runtime="tensorflow")
+    with pytest.raises(ValueError, match="CPU"):
+        TextEncoder(tiny_model, runtime="onnx", device="cuda")
+
+
+def test_onnx_runtime_gives_torch_vectors(tiny_model: Path, tmp_path: Path) -> None:
+    """The ONNX export (padded batches, an empty text, one text) gives torch's vectors; it is
+    exported once per model into the cache folder and reused from there."""
+    want = TextEncoder(tiny_model, device="cpu", batch_size=3).encode(SENTENCES, False)
+    onnx = TextEncoder(tiny_model, runtime="onnx", onnx_cache=tmp_path, batch_size=3)
+    np.testing.assert_allclose(onnx.encode(SENTENCES, False), want, atol=1e-5)
+    np.testing.assert_allclose(onnx.encode(SENTENCES[:1], False), want[:1], atol=1e-5)
+    (exported,) = tmp_path.iterdir()  # no temporary file left beside it
+    assert exported.name.startswith(onnx.model_fingerprint) and exported.suffix == ".onnx"
+    written = exported.stat().st_mtime_ns
+    again = TextEncoder(tiny_model, runtime="onnx", onnx_cache=tmp_path)
+    np.testing.assert_allclose(again.encode(SENTENCES[1:2], False), want[1:2], atol=1e-5)
+    assert exported.stat().st_mtime_ns == written
 
 
 def test_fingerprint_follows_content_not_location(tiny_model: Path, tmp_path: Path) -> None:
