@@ -227,8 +227,10 @@ def reduced_dense(test: Evaluation, weights: Any) -> tuple[str, dict[str, float]
         ms = (time.perf_counter() - t0) / max(1, len(test.cases)) * 1e3
     finally:
         search.dense, test.parts = exact, parts
-    name = (f"5 with the dense scan of catalogues over {EXACT_UP_TO:,} products "
-            f"({REDUCED_DIMS}-dim PCA scan, exact cosines for the reranked pool)")
+    name = (
+        f"5 with the dense scan of catalogues over {EXACT_UP_TO:,} products "
+        f"({REDUCED_DIMS}-dim PCA scan, exact cosines for the reranked pool)"
+    )
     return name, m, ms
 
 
