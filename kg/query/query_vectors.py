@@ -53,6 +53,10 @@ class QueryVectors:
         """Hits, misses and size of the cache (:func:`functools.lru_cache`'s)."""
         return self._cached.cache_info()
 
+    def cache_clear(self) -> None:
+        """Forget every cached vector."""
+        self._cached.cache_clear()
+
     def _encode(self, key: str) -> np.ndarray:
         v = self._encoder().encode([key], show_progress=False)[0].astype(np.float32)
         norm = float(np.linalg.norm(v))

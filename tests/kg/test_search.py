@@ -220,6 +220,8 @@ def test_query_vectors_cache(rec: Recommender) -> None:
     vectors.vector("nuts")  # "steel screws" is the least recently used: out
     assert np.array_equal(vectors.vector("steel screws"), a)
     assert vectors.cache_info().misses == 4 and vectors.cache_info().currsize == 2
+    vectors.cache_clear()
+    assert vectors.cache_info().currsize == 0
     assert query_key("  A\tB ") == "a b"
 
 
