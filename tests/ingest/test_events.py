@@ -157,6 +157,36 @@ def test_concurrent_writers_keep_every_key(shop_db) -> None:
 
 
 @pytest.mark.neo4j
+def test_concurrent_replays_of_one_batch_write_it_once(shop_db) -> None:
+    """Writers racing with the same event ids: each event is written once (a writer that
+    loses the race on an id tries its batch again and counts it a duplicate)."""
+    driver, _ = shop_db
+    log = EventLog(driver)
+    log.ensure_schema()
+    batch = parse_events([
+        {**VIEW, "event_id": f"race-{i}", "user_id": f"r{i % 4}"} for i in range(30)
+    ])  # fmt: skip
+    receipts = []
+
+    def writer() -> None:
+        for _ in range(3):
+            receipts.append(log.write(batch))
+
+    threads = [threading.Thread(target=writer) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r.applied for r in receipts) == 30
+    assert sum(r.duplicates for r in receipts) == 9 * 30 - 30
+    records, _, _ = driver.execute_query(
+        "MATCH (u:User)-[r:INTERACTED]->() WHERE r.event_id STARTS WITH 'race-' "
+        "RETURN count(r) AS n, count(DISTINCT u.id + '|' + toString(r.order)) AS keys"
+    )
+    assert dict(records[0]) == {"n": 30, "keys": 30}
+
+
+@pytest.mark.neo4j
 def test_writes_made_straight_in_neo4j_are_numbered_and_read_back(shop_db) -> None:
     driver, shop = shop_db
     log = EventLog(driver)
