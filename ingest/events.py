@@ -312,17 +312,28 @@ class EventLog:
         (see :func:`events_since`)."""
         return events_since(self.driver, after, limit=limit, database=self.database)
 
-    def counts(self) -> tuple[int, int]:
-        """``(INTERACTED edges, Product nodes)`` in the graph, from Neo4j's count store (a
-        constant-time read: a change in them is the cheap sign of a direct write)."""
+    def snapshot(self) -> tuple[int, int, int]:
+        """``(INTERACTED edges, Product nodes, last sequence number)`` at one instant: read
+        under the counter's lock, so that no batch commits between them (count store reads:
+        constant time)."""
+        self.ensure_schema()
+        with self.driver.session(database=self.database) as session:
+            return session.execute_write(_snapshot)
+
+    def numbered_between(self, after: int, upto: int) -> int:
+        """``INTERACTED`` edges whose sequence number is in ``(after, upto]`` (index range)."""
         records, _, _ = self.driver.execute_query(
-            f"CALL {{ MATCH ()-[r:{schema.INTERACTED.rel_type}]->() RETURN count(r) AS r }} "
-            f"CALL {{ MATCH (p:{schema.PRODUCT.label}) RETURN count(p) AS p }} RETURN r, p",
+            f"MATCH ()-[r:{schema.INTERACTED.rel_type}]->() WHERE r.seq > $after "
+            "AND r.seq <= $upto RETURN count(r) AS n",
+            after=after,
+            upto=upto,
             database_=self.database,
         )
-        return int(records[0]["r"]), int(records[0]["p"])
+        return int(records[0]["n"])
 
-    def claim_direct_writes(self, *, limit: int = 10_000) -> int:
+    def claim_direct_writes(
+        self, *, limit: int = 10_000, edges: bool = True, products: bool = True
+    ) -> int:
         """Number the ``INTERACTED`` edges and ``Product`` nodes that were written straight
         into Neo4j (by an ETL job or an analyst: neither a load, which marks what it writes
         ``seq = 0``, nor an event), so that :meth:`since` hands them on like events. An edge
@@ -330,12 +341,17 @@ class EventLog:
         an ``event_id`` (``"direct:<element id>"``) are set. Scans every edge: call it when
         :meth:`counts` changed.
 
+        Args:
+            limit: at most this many edges and this many products per call.
+            edges: look for edges (a scan of every ``INTERACTED`` edge).
+            products: look for products (a scan of every ``Product`` node).
+
         Returns:
-            How many were numbered (at most ``limit`` edges and ``limit`` products per call).
+            How many were numbered.
         """
         self.ensure_schema()
         with self.driver.session(database=self.database) as session:
-            return session.execute_write(_claim, limit)
+            return session.execute_write(_claim, limit, edges, products)
 
 
 def _write_batch(tx: neo4j.ManagedTransaction, events: list[schema.Event]) -> EventReceipt:
@@ -499,8 +515,36 @@ def _link(tx: neo4j.ManagedTransaction, event: schema.ProductEvent) -> None:
         ).consume()
 
 
-def _claim(tx: neo4j.ManagedTransaction, limit: int) -> int:
-    # the counter's write lock first: numbers in commit order, as for events. Not by
+def _claim(tx: neo4j.ManagedTransaction, limit: int, edges: bool, products: bool) -> int:
+    # the scans first, before the counter's lock: they read every edge (or product) and must
+    # not hold up the event batches (nor run after a write: see _write_batch)
+    found_edges = (
+        [
+            r["id"]
+            for r in tx.run(
+                f"MATCH ()-[r:{schema.INTERACTED.rel_type}]->() WHERE r.seq IS NULL "
+                "RETURN elementId(r) AS id LIMIT $limit",
+                limit=limit,
+            )
+        ]
+        if edges
+        else []
+    )
+    found_products = (
+        [
+            r["id"]
+            for r in tx.run(
+                f"MATCH (p:{schema.PRODUCT.label}) WHERE p.seq IS NULL RETURN elementId(p) AS id "
+                "LIMIT $limit",
+                limit=limit,
+            )
+        ]
+        if products
+        else []
+    )
+    if not found_edges and not found_products:
+        return 0
+    # the counter's write lock: numbers in commit order, as for events. Not by
     # ``SET c.value = c.value``, which reads the value before it waits for the lock and, when an
     # event batch committed meanwhile, writes the old value back: the next batch then got the
     # same numbers and workers reading the log by number skipped events (Neo4j's lost update)
@@ -509,21 +553,22 @@ def _claim(tx: neo4j.ManagedTransaction, limit: int) -> int:
         "REMOVE c.lock",
         name=_COUNTER,
     ).consume()
+    # what a concurrent claim numbered meanwhile is left to it
     edges = [
         dict(r)
         for r in tx.run(
-            f"MATCH (u:{schema.USER.label})-[r:{schema.INTERACTED.rel_type}]->() "
-            "WHERE r.seq IS NULL RETURN elementId(r) AS id, u.id AS user, r.order AS order "
-            "LIMIT $limit",
-            limit=limit,
+            f"UNWIND $ids AS id MATCH (u:{schema.USER.label})-[r:{schema.INTERACTED.rel_type}]->() "
+            "WHERE elementId(r) = id AND r.seq IS NULL "
+            "RETURN elementId(r) AS id, u.id AS user, r.order AS order",
+            ids=found_edges,
         )
     ]
     products = [
         r["id"]
         for r in tx.run(
-            f"MATCH (p:{schema.PRODUCT.label}) WHERE p.seq IS NULL RETURN elementId(p) AS id "
-            "LIMIT $limit",
-            limit=limit,
+            "UNWIND $ids AS id MATCH (p) WHERE elementId(p) = id AND p.seq IS NULL "
+            "RETURN elementId(p) AS id",
+            ids=found_products,
         )
     ]
     n = len(edges) + len(products)
@@ -551,6 +596,21 @@ def _claim(tx: neo4j.ManagedTransaction, limit: int) -> int:
         rows=[{"id": p, "seq": base + 1 + len(edges) + i} for i, p in enumerate(products)],
     ).consume()
     return n
+
+
+def _snapshot(tx: neo4j.ManagedTransaction) -> tuple[int, int, int]:
+    tx.run(
+        "MERGE (c:KgrecSeq {name: $name}) ON CREATE SET c.value = 0 SET c.lock = true "
+        "REMOVE c.lock",
+        name=_COUNTER,
+    ).consume()
+    r = tx.run(
+        f"CALL {{ MATCH ()-[r:{schema.INTERACTED.rel_type}]->() RETURN count(r) AS r }} "
+        f"CALL {{ MATCH (p:{schema.PRODUCT.label}) RETURN count(p) AS p }} "
+        "MATCH (c:KgrecSeq {name: $name}) RETURN r, p, c.value AS seq",
+        name=_COUNTER,
+    ).single()
+    return int(r["r"]), int(r["p"]), int(r["seq"])
 
 
 def last_seq(driver: neo4j.Driver, *, database: str = "neo4j") -> int:

@@ -72,7 +72,7 @@ class EventFeed:
         self._driver: neo4j.Driver | None = None
         self._log: EventLog | None = None
         self._pid = -1
-        self._counts: tuple[int, int] | None = None
+        self._snapshot: tuple[int, int, int] | None = None  # see claim
         self._lock = threading.Lock()  # one apply at a time in this process
 
     @property
@@ -126,13 +126,26 @@ class EventFeed:
         return receipt, self.catch_up()
 
     def claim(self) -> int:
-        """Number direct writes into the event sequence when the graph's counts changed since
-        the last call; how many were numbered."""
-        counts = self.log.counts()
-        if counts == self._counts:
+        """Number direct writes into the event sequence; how many were numbered.
+
+        The first call scans the graph. After that a scan runs only when the graph's counts
+        moved by more than the event log explains: ``INTERACTED`` edges grown by other than
+        the edges numbered since the last call, or ``Product`` nodes grown at all (events add
+        products too, but rarely). Under a stream of events nothing is scanned.
+        """
+        log = self.log
+        now = log.snapshot()
+        last, self._snapshot = self._snapshot, now
+        if last is None:
+            edges = products = True
+        else:
+            numbered = log.numbered_between(last[2], now[2])
+            edges, products = now[0] - last[0] != numbered, now[1] != last[1]
+        if not (edges or products):
             return 0
-        claimed = self.log.claim_direct_writes()
-        self._counts = self.log.counts() if claimed else counts
+        claimed = log.claim_direct_writes(edges=edges, products=products)
+        if claimed:  # they are numbered now: not to be counted again by the next call
+            self._snapshot = log.snapshot()
         return claimed
 
     def _invalidate(self, touched: Touched) -> None:

@@ -192,12 +192,12 @@ def test_writes_made_straight_in_neo4j_are_numbered_and_read_back(shop_db) -> No
     log = EventLog(driver)
     assert log.claim_direct_writes() == 0  # everything a load wrote is marked
     seq = log.last_seq()
-    counts = log.counts()
+    counts = log.snapshot()
     driver.execute_query(  # an analyst, by hand: no seq, no order, no user_id
         "MATCH (u:User {id: 'u3'}), (p:Product {id: 'p7'}) CREATE (u)-[:INTERACTED {kind: 'view'}]->(p) "
         "CREATE (:Product {id: 'etl-1', title: 'From the ETL job'})"
     )
-    assert log.counts() == (counts[0] + 1, counts[1] + 1)
+    assert log.snapshot() == (counts[0] + 1, counts[1] + 1, seq)
     assert log.claim_direct_writes() == 2
     assert log.claim_direct_writes() == 0
     got = log.since(seq)
@@ -211,15 +211,18 @@ def test_writes_made_straight_in_neo4j_are_numbered_and_read_back(shop_db) -> No
 
 @pytest.mark.neo4j
 def test_a_claim_waiting_on_a_batch_keeps_its_numbers(shop_db) -> None:
-    """A claim that starts while an event batch holds the counter waits for it and leaves the
-    counter where the batch put it (it once wrote back the value it read before the wait:
-    the next batch got the same numbers)."""
+    """A claim (of an analyst's edge) that starts while an event batch holds the counter
+    waits for it and numbers after the batch (it once wrote back the value it read before the
+    wait: the next batch got the same numbers)."""
     from ingest.events import _write_batch
 
     driver, _ = shop_db
     log = EventLog(driver)
     log.write(parse_events([{**VIEW, "event_id": "c-first"}]))  # the counter exists
     before = log.last_seq()
+    driver.execute_query(
+        "MATCH (u:User {id: 'u4'}), (p:Product {id: 'p2'}) CREATE (u)-[:INTERACTED {kind: 'view'}]->(p)"
+    )
     batch = parse_events([{**VIEW, "event_id": f"c{i}"} for i in range(5)])
     with driver.session() as session, session.begin_transaction() as tx:
         _write_batch(tx, batch)  # holds the counter's lock until the commit
@@ -235,6 +238,8 @@ def test_a_claim_waiting_on_a_batch_keeps_its_numbers(shop_db) -> None:
         tx.commit()
     claim.join()
     assert blocked
-    assert log.last_seq() == before + 5
+    assert log.last_seq() == before + 6  # the batch's 5, then the claimed edge
+    (claimed,) = [a for a in log.since(before) if a.event.event_id.startswith("direct:")]
+    assert claimed.seq == before + 6
     again = log.write(parse_events([{**VIEW, "event_id": "c5"}]))
-    assert again.first_seq == before + 6
+    assert again.first_seq == before + 7
