@@ -70,14 +70,18 @@ class NewProductEncoder:
     def encoder(self) -> Any:
         """The :class:`gnn.text.TextEncoder` (built on first use)."""
         if self._encoder is None:
-            from gnn.text import TextEncoder
-
-            enc = self.feature_info.get("text", {}).get("encoder", {})
-            path = self.text_model if self.text_model is not None else enc.get("model_path")
-            options = {k: enc[k] for k in ("max_length", "normalize") if k in enc}
             # one text at a time (a new product, a search query): ONNX Runtime, see gnn.text_onnx
-            self._encoder = TextEncoder(path, runtime="onnx", **options)
+            self._encoder = self._text_encoder(runtime="onnx")
         return self._encoder
+
+    def _text_encoder(self, **options: Any) -> Any:
+        """The model's text encoder (its ``max_length`` and normalisation) with ``options``."""
+        from gnn.text import TextEncoder
+
+        enc = self.feature_info.get("text", {}).get("encoder", {})
+        path = self.text_model if self.text_model is not None else enc.get("model_path")
+        options |= {k: enc[k] for k in ("max_length", "normalize") if k in enc}
+        return TextEncoder(path, **options)
 
     def preload(self) -> None:
         """Load the text encoder now, which the first new product would otherwise wait for
@@ -111,9 +115,9 @@ class NewProductEncoder:
                 from gnn.text import encode_products
 
                 cache = self.text_cache if self.text_cache is not None else default_text_cache()
-                ids, vecs = encode_products(
-                    self.tables, cache, self.encoder, show_progress=show_progress
-                )
+                # batches of long texts: torch, with every core (and the same cache key)
+                batch = self._text_encoder(device="cpu")
+                ids, vecs = encode_products(self.tables, cache, batch, show_progress=show_progress)
                 self._text_vectors = align_rows(self.index.product_ids, ids, vecs)[0]
         return self._text_vectors
 
