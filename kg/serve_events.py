@@ -8,7 +8,8 @@ Off unless ``kgrec serve --events``. Then:
   ``--events-token-file``), like the local Neo4j's password. No token or a wrong one: 401,
   nothing applied. A batch with a bad event is refused whole: 422 with one error per bad event
   (its index, id and field). A good batch is committed to Neo4j before the answer (200 with the
-  receipt), and this worker answers from it at once.
+  receipt), and this worker answers from it at once. Batches that arrive while the worker
+  commits others are committed together next (a group commit: one transaction for them all).
 * Each worker polls Neo4j's event log every ``events_poll`` seconds
   (:class:`~kg.query.feed.EventFeed`), so it sees what the other workers and ``kgrec events``
   committed within about that delay; and every ``events_claim`` seconds it numbers direct
@@ -93,11 +94,77 @@ def _unauthorised() -> JSONResponse:
     )
 
 
+class _GroupCommit:
+    """The batches POSTed to one worker, committed together: while one transaction runs, the
+    batches that come in wait, and the next transaction takes all of them (one lock of the
+    event counter, one round of statements, one read-back for the group). A group with a bad
+    batch is written batch by batch, so that only the bad ones are refused."""
+
+    def __init__(self, feed: EventFeed) -> None:
+        self.feed = feed
+        self.pending: list[tuple[Any, asyncio.Future[Any]]] = []
+        self.writing = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def commit(self, batch: Any) -> tuple[Any, Any]:
+        """``(receipt, touched)`` once ``batch`` is committed and applied here.
+
+        Raises:
+            ingest.events.EventBatchError: the batch names an unknown product.
+        """
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.pending.append((batch, future))
+        if not self.writing:
+            self.writing = True
+            self._task = asyncio.create_task(self._write())
+        return await future
+
+    async def _write(self) -> None:
+        try:
+            while self.pending:
+                group, self.pending = self.pending, []
+                try:
+                    # one hand-off to a thread for the commit and the read-back: each return to
+                    # the event loop waits behind the queries queued there
+                    outcomes, fetched = await asyncio.to_thread(self._commit, [b for b, _ in group])
+                    touched = self.feed.apply(fetched)
+                except Exception as exc:  # Neo4j away: every waiting POST fails
+                    for _, future in group:
+                        future.set_exception(exc)
+                    continue
+                for (_, future), outcome in zip(group, outcomes, strict=True):
+                    if isinstance(outcome, Exception):
+                        future.set_exception(outcome)
+                    else:
+                        future.set_result((outcome, touched))
+        finally:
+            self.writing = False
+
+    def _commit(self, batches: list[Any]) -> tuple[list[Any], list[Any]]:
+        from ingest.events import EventBatchError
+
+        log = self.feed.log
+        outcomes: list[Any]
+        try:
+            outcomes = log.write_many(batches)
+        except EventBatchError:
+            if len(batches) == 1:
+                raise
+            outcomes = []
+            for batch in batches:
+                try:
+                    outcomes.append(log.write(batch))
+                except EventBatchError as exc:
+                    outcomes.append(exc)
+        return outcomes, self.feed.fetch()
+
+
 def add_event_routes(app: FastAPI, feed: EventFeed, token: str, config: EventsConfig) -> None:
     """Add ``POST /events`` and the worker's polling task to ``app`` (module docstring)."""
-    from ingest.events import AppliedEvent, EventBatchError, EventReceipt, parse_events
+    from ingest.events import EventBatchError, parse_events
 
     expected = f"Bearer {token}".encode()
+    group = _GroupCommit(feed)
 
     @app.post("/events", responses={401: {}, 422: {}})
     async def events(request: Request) -> JSONResponse:
@@ -115,20 +182,14 @@ def add_event_routes(app: FastAPI, feed: EventFeed, token: str, config: EventsCo
                 {"detail": 'send a JSON list of events, or {"events": [...]}'}, status_code=422
             )
 
-        def commit() -> tuple[EventReceipt, list[AppliedEvent]]:
-            return feed.log.write(batch), feed.fetch()
-
         try:
             batch = parse_events(items)
-            # one hand-off to a thread for the commit and the read-back: each return to the
-            # event loop waits behind the queries queued there
-            receipt, fetched = await asyncio.to_thread(commit)
+            receipt, touched = await group.commit(batch)
         except EventBatchError as exc:
             return JSONResponse(
                 {"detail": str(exc), "errors": [e.to_dict() for e in exc.errors]},
                 status_code=422,
             )
-        touched = feed.apply(fetched)
         return JSONResponse({
             "applied": receipt.applied,
             "duplicates": receipt.duplicates,

@@ -157,6 +157,28 @@ def test_concurrent_writers_keep_every_key(shop_db) -> None:
 
 
 @pytest.mark.neo4j
+def test_a_group_of_batches_is_one_commit_with_a_receipt_each(shop_db) -> None:
+    driver, _ = shop_db
+    log = EventLog(driver)
+    before = log.last_seq()
+    first = parse_events([{**VIEW, "event_id": f"g{i}", "user_id": "u5"} for i in range(3)])
+    second = parse_events([{**VIEW, "event_id": f"g{i}", "user_id": "u5"} for i in (2, 3)])
+    a, b = log.write_many([first, second])  # g2 twice: the second is a duplicate
+    assert (a.applied, a.duplicates, a.first_seq, a.last_seq) == (3, 0, before + 1, before + 3)
+    assert (b.applied, b.duplicates, b.first_seq, b.last_seq) == (1, 1, before + 4, before + 5)
+    got = log.since(before)
+    assert [(x.seq, x.event.event_id) for x in got] == [
+        (before + 1, "g0"), (before + 2, "g1"), (before + 3, "g2"), (before + 5, "g3")
+    ]  # fmt: skip
+    assert [x.order for x in got] == sorted({x.order for x in got})  # u5's history, in order
+    with pytest.raises(EventBatchError) as refused:
+        log.write_many([parse_events([{**VIEW, "event_id": "g9"}]),
+                        parse_events([{**VIEW, "event_id": "g8", "product_id": "nope"}])])  # fmt: skip
+    assert [e.index for e in refused.value.errors] == [1]  # counted over the group
+    assert log.since(before + 5) == []  # nothing of the refused group
+
+
+@pytest.mark.neo4j
 def test_concurrent_replays_of_one_batch_write_it_once(shop_db) -> None:
     """Writers racing with the same event ids: each event is written once (a writer that
     loses the race on an id tries its batch again and counts it a duplicate)."""
@@ -214,7 +236,7 @@ def test_a_claim_waiting_on_a_batch_keeps_its_numbers(shop_db) -> None:
     """A claim (of an analyst's edge) that starts while an event batch holds the counter
     waits for it and numbers after the batch (it once wrote back the value it read before the
     wait: the next batch got the same numbers)."""
-    from ingest.events import _write_batch
+    from ingest.events import _write_batches
 
     driver, _ = shop_db
     log = EventLog(driver)
@@ -225,7 +247,7 @@ def test_a_claim_waiting_on_a_batch_keeps_its_numbers(shop_db) -> None:
     )
     batch = parse_events([{**VIEW, "event_id": f"c{i}"} for i in range(5)])
     with driver.session() as session, session.begin_transaction() as tx:
-        _write_batch(tx, batch)  # holds the counter's lock until the commit
+        _write_batches(tx, [batch])  # holds the counter's lock until the commit
         claim = threading.Thread(target=log.claim_direct_writes)
         claim.start()
         blocked = False

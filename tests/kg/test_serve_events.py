@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import stat
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -177,3 +178,20 @@ def _wait(condition: Any, timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("the feed did not apply the event in time")
         time.sleep(0.02)
+
+
+def test_concurrent_posts_are_committed_and_a_bad_batch_alone_is_refused(served) -> None:
+    """POSTs that arrive together are committed together (a group commit); a batch naming an
+    unknown product is refused on its own, the others of its group are written."""
+    client, _rec, log, token, _ = served
+    auth = {"Authorization": f"Bearer {token}"}
+    batches = [[_view(100 + 10 * b + i, f"u{b}", "p1") for i in range(3)] for b in range(4)]
+    batches[2][1]["product_id"] = "no-such-product"
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda b: client.post("/events", json=b, headers=auth), batches))
+    assert [a.status_code for a in answers] == [200, 200, 422, 200]
+    assert [e["index"] for e in answers[2].json()["errors"]] == [1]
+    assert sum(a.json()["applied"] for a in answers if a.status_code == 200) == 9
+    ids = {a.event.event_id for a in log.since(0)}
+    assert ids >= {f"http-{100 + 10 * b + i}" for b in (0, 1, 3) for i in range(3)}
+    assert not ids & {f"http-{120 + i}" for i in range(3)}
