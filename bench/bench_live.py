@@ -255,7 +255,7 @@ def main() -> int:
             # warm-up, not reported: each worker's first batch sets up its event log, and
             # Neo4j compiles the event queries
             asyncio.run(
-                _one_rate(port, token, args.rates[0], 5.0, args.clients, args.batch_ms,
+                _one_rate(port, token, args.rates[0], 10.0, args.clients, args.batch_ms,
                           args.probe_ms, rng, products, users, counter, args.senders)
             )  # fmt: skip
             for rate in args.rates:
@@ -286,7 +286,7 @@ def main() -> int:
         "connections; a batch waiting for a free one counts its wait); every "
         f"{args.probe_ms:.0f} ms one of them is a probe (a user views their top "
         "recommendation), polled on new connections (either worker) until the answer drops it.",
-        "- 5 s of load at the first rate before the rows, not reported (warm-up).\n"
+        "- 10 s of load at the first rate before the rows, not reported (warm-up).\n"
         "- Freshness: from the probe's batch's due time to the first answer that reflects it "
         "(Neo4j commit, this worker's apply, or the other worker's next poll).",
         "- Command: `.venv/bin/python bench/bench_live.py --work-dir WORK`",

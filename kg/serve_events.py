@@ -225,6 +225,12 @@ def add_event_routes(app: FastAPI, feed: EventFeed, token: str, config: EventsCo
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
+        # the first claim scans the graph for what was written straight into it while no
+        # worker watched: before this worker serves, not under its first requests
+        try:
+            await asyncio.to_thread(feed.claim)
+        except Exception:  # Neo4j away: the poll tries again
+            log.exception("numbering direct writes at start failed; retrying")
         task = asyncio.create_task(poll())
         try:
             async with previous(app) as state:
