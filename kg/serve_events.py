@@ -129,10 +129,10 @@ class _GroupCommit:
                     outcomes, fetched = await asyncio.to_thread(self._commit, [b for b, _ in group])
                     touched = self.feed.apply(fetched)
                 except Exception as exc:  # Neo4j away: every waiting POST fails
-                    for _, future in group:
-                        future.set_exception(exc)
-                    continue
+                    outcomes, touched = [exc] * len(group), None
                 for (_, future), outcome in zip(group, outcomes, strict=True):
+                    if future.done():  # its client went away (the POST was cancelled)
+                        continue
                     if isinstance(outcome, Exception):
                         future.set_exception(outcome)
                     else:
