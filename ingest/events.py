@@ -351,8 +351,8 @@ class EventLog:
         into Neo4j (by an ETL job or an analyst: neither a load, which marks what it writes
         ``seq = 0``, nor an event), so that :meth:`since` hands them on like events. An edge
         without an ``order`` gets the next position of its user's history, and ``user_id`` and
-        an ``event_id`` (``"direct:<element id>"``) are set. Scans every edge: call it when
-        :meth:`counts` changed.
+        an ``event_id`` (``"direct:<element id>"``) are set. Scans every edge (and product):
+        call it when :meth:`snapshot` shows counts the event log does not explain.
 
         Args:
             limit: at most this many edges and this many products per call.
