@@ -34,6 +34,7 @@ __all__ = [
     "encode_products",
     "encode_texts",
     "product_texts",
+    "torch_model",
 ]
 
 logger = logging.getLogger(__name__)
@@ -332,8 +333,7 @@ class TextEncoder:
 
     def _load(self) -> tuple[Any, Any, torch.device]:
         if self._loaded is None:
-            import torch
-            from transformers import AutoModel, AutoTokenizer
+            from transformers import AutoTokenizer
 
             device = self.device
             tokenizer = AutoTokenizer.from_pretrained(self.model_path, local_files_only=True)
@@ -343,16 +343,22 @@ class TextEncoder:
                 fingerprint = self.model_fingerprint
                 model = onnx_model(self.model_path, fingerprint, tokenizer, self.onnx_cache)
             else:
-                model = AutoModel.from_pretrained(
-                    self.model_path,
-                    local_files_only=True,
-                    use_safetensors=True,
-                    dtype=torch.float32,
-                )
-                model.to(device).eval()
+                model = torch_model(self.model_path).to(device)
             logger.info("loaded text model %s on %s (%s)", self.model_path, device, self.runtime)
             self._loaded = (tokenizer, model, device)
         return self._loaded
+
+
+def torch_model(path: Path) -> Any:
+    """The ``transformers`` model in the local folder ``path`` (safetensors weights only, no
+    download), float32, in eval mode, on the CPU."""
+    import torch
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(
+        path, local_files_only=True, use_safetensors=True, dtype=torch.float32
+    )
+    return model.eval()
 
 
 def _l2_normalize(x: torch.Tensor) -> torch.Tensor:

@@ -115,11 +115,10 @@ def export(model_path: Path, tokenizer: Any, out: Path) -> None:
     Written to a temporary file beside ``out``, checked, then renamed over it.
     """
     import torch
-    from transformers import AutoModel
 
-    model = AutoModel.from_pretrained(
-        model_path, local_files_only=True, use_safetensors=True, dtype=torch.float32
-    ).eval()
+    from gnn.text import torch_model
+
+    model = torch_model(model_path)
     probe = tokenizer([_PROBE], return_tensors="pt")
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{out.stem}-", suffix=".onnx", dir=out.parent)

@@ -103,20 +103,22 @@ class LexicalIndex:
     def scores(self, terms: Sequence[str]) -> np.ndarray:
         """``(P,)`` float32 BM25 of every product for ``terms`` (repeats count again; unknown
         terms add nothing)."""
-        rows = np.array([self.vocabulary[t] for t in terms if t in self.vocabulary], np.int64)
+        at = self._postings([self.vocabulary[t] for t in terms if t in self.vocabulary])
         m = self.matrix
-        at, _ = concat_ranges(m.indptr[rows], m.indptr[rows + 1])
         out = np.bincount(m.indices[at], weights=m.data[at], minlength=self.n_products)
         return out.astype(np.float32)
 
     def held(self, terms: Sequence[str]) -> np.ndarray:
         """``(P,)`` float32: how many of the distinct ``terms`` each product holds (any field;
         unknown terms are held by none)."""
-        rows = np.unique([self.vocabulary[t] for t in terms if t in self.vocabulary])
-        rows = rows.astype(np.int64)
-        m = self.matrix
-        at, _ = concat_ranges(m.indptr[rows], m.indptr[rows + 1])
-        return np.bincount(m.indices[at], minlength=self.n_products).astype(np.float32)
+        at = self._postings(sorted({self.vocabulary[t] for t in terms if t in self.vocabulary}))
+        return np.bincount(self.matrix.indices[at], minlength=self.n_products).astype(np.float32)
+
+    def _postings(self, rows: Sequence[int]) -> np.ndarray:
+        """Positions in :attr:`matrix` of the entries of its ``rows`` (term rows, in order)."""
+        r = np.asarray(rows, np.int64)
+        at, _ = concat_ranges(self.matrix.indptr[r], self.matrix.indptr[r + 1])
+        return at
 
     def term_scores(self, term: str) -> tuple[np.ndarray, np.ndarray]:
         """``(products ascending, BM25 of the one term)``; empty for an unknown term."""
