@@ -202,6 +202,12 @@ class Evaluation:
             rows.append(expected_metrics(scores, target))
         return _mean(rows)
 
+    def timed(self, weights: Any, user: bool) -> tuple[dict[str, float], float]:
+        """:meth:`run`'s metrics and its milliseconds per query."""
+        t0 = time.perf_counter()
+        m = self.run(weights, user)
+        return m, (time.perf_counter() - t0) / max(1, len(self.cases)) * 1e3
+
     def _personal_of(self, user_id: str, history: np.ndarray) -> Callable[[np.ndarray], Any]:
         rec = self.rec
 
@@ -222,9 +228,7 @@ def reduced_dense(test: Evaluation, weights: Any) -> tuple[str, dict[str, float]
     search.dense = DenseIndex(exact.vectors, exact_up_to=0)
     try:
         test.parts = {q: search.parts(q) for q in parts}
-        t0 = time.perf_counter()
-        m = test.run(weights, True)
-        ms = (time.perf_counter() - t0) / max(1, len(test.cases)) * 1e3
+        m, ms = test.timed(weights, True)
     finally:
         search.dense, test.parts = exact, parts
     name = (
@@ -419,9 +423,8 @@ def run_amazon(args: argparse.Namespace) -> str:
     ]  # fmt: skip
     rows = []
     for name, w, user in rows_spec:
-        t0 = time.perf_counter()
-        m = test.run(w, user)
-        rows.append((name, m, (time.perf_counter() - t0) / max(1, len(test.cases)) * 1e3))
+        m, ms = test.timed(w, user)
+        rows.append((name, m, ms))
         print(f"test {name}: {json.dumps(m)}", flush=True)
     reduced = reduced_dense(test, weights)
     print(f"test 5 with the reduced dense scan: {json.dumps(reduced[1])}", flush=True)
@@ -524,6 +527,7 @@ def run_latency(args: argparse.Namespace) -> str:
     from ingest.tables import GraphTables
     from kg.query import Recommender
     from kg.query.analyzer import analyze
+    from kg.query.dense import REDUCED_DIMS, DenseIndex
     from kg.query.search import ProductSearch
 
     torch.set_num_threads(1)
@@ -573,7 +577,13 @@ def run_latency(args: argparse.Namespace) -> str:
     in_torch = TextEncoder(encoder.model_path, device="cpu", max_length=encoder.max_length,
                            normalize=encoder.normalize)  # fmt: skip
     in_torch.load()
-    for _ in range(args.rounds):  # rounds alternate the rows: the machine's drift hits all
+    # the reduced dense scan (above EXACT_UP_TO products) at its former width and at today's
+    wide = DenseIndex(search.dense.vectors, dims=64)
+    scans = (("64 dims", wide), (f"{REDUCED_DIMS} dims: what search uses", search.dense))
+    for _ in range(args.rounds):
+        for name, index in scans:
+            timed(f"dense scan alone, {rec.n_products:,} products ({name})",
+                  lambda i, d=index: d.scores(vectors[i % len(vectors)]), n, warm=20)  # fmt: skip  # rounds alternate the rows: the machine's drift hits all
         for name, enc in (("torch, 1 thread", in_torch),
                           ("ONNX Runtime, 1 thread: what search uses", encoder)):  # fmt: skip
             timed(f"query encoding alone (MiniLM; {name})",
