@@ -529,9 +529,11 @@ def run_latency(args: argparse.Namespace) -> str:
     from kg.query.analyzer import analyze
     from kg.query.dense import REDUCED_DIMS, DenseIndex
     from kg.query.search import ProductSearch
+    from kg.serve_run import usable_cores
 
     torch.set_num_threads(1)
     threadpool_limits(limits=1, user_api="blas")
+    cores = usable_cores()
     work = args.work_dir
     t0 = time.perf_counter()
     if (work / "model" / "config.json").exists() and (work / "tables").exists():
@@ -584,14 +586,21 @@ def run_latency(args: argparse.Namespace) -> str:
         for name, index in scans:
             timed(f"dense scan alone, {rec.n_products:,} products ({name})",
                   lambda i, d=index: d.scores(vectors[i % len(vectors)]), n, warm=20)  # fmt: skip  # rounds alternate the rows: the machine's drift hits all
-        for name, enc in (("torch, 1 thread", in_torch),
-                          ("ONNX Runtime, 1 thread: what search uses", encoder)):  # fmt: skip
+        encoders = (("torch, 1 thread", in_torch, 1),
+                    ("ONNX Runtime, 1 thread: a `kgrec serve` worker", encoder, 1),
+                    (f"ONNX Runtime, {cores} threads: a process of its own", encoder, cores))
+        for name, enc, threads in encoders:  # fmt: skip
+            torch.set_num_threads(threads)  # ONNX Runtime runs as many (gnn/text_onnx.py)
             timed(f"query encoding alone (MiniLM; {name})",
                   lambda i, e=enc: e.encode([fresh[i % len(fresh)] + " x"], show_progress=False),
                   n, warm=20)  # fmt: skip
-        search.vectors.cache_clear()
-        timed("`search(query, k=10)`, every query new (encoding included)",
-              lambda i: rec.search(queries[i], k=K), n, warm=50)  # fmt: skip
+        for threads in (1, cores):
+            torch.set_num_threads(threads)
+            search.vectors.cache_clear()
+            timed(f"`search(query, k=10)`, every query new (encoding included, encoder "
+                  f"{threads} thread{'s' if threads > 1 else ''})",
+                  lambda i: rec.search(queries[i], k=K), n, warm=50)  # fmt: skip
+        torch.set_num_threads(1)
         timed("`search(query, k=10)`, repeated queries (cached vectors)",
               lambda i: rec.search(queries[i], k=K), n, warm=50)  # fmt: skip
         timed("`search(query, user, k=10)`, repeated queries",
@@ -608,7 +617,9 @@ def run_latency(args: argparse.Namespace) -> str:
     lines = [
         f"### Latency at {rec.n_products:,} products (synthetic `{args.preset}` shop)",
         "",
-        f"- Machine: {machine_line()}; numpy BLAS 1 thread, torch 1 thread, ONNX Runtime 1 thread"
+        f"- Machine: {machine_line()}; numpy BLAS 1 thread, torch 1 thread; ONNX Runtime as "
+        "each row says (it runs as many threads as torch: every core in a process of its own, "
+        "one in each `kgrec serve` worker)"
         + (f"; {args.note}" if args.note else ""),
         f"- Data: {rec.n_products:,} products; {note}; random unit product text vectors "
         f"(384 dims; latency does not depend on their values); search index built in "

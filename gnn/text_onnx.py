@@ -8,6 +8,12 @@ against 12 ms in torch, one thread each (``bench/bench_search.py --part latency`
 of long texts the two are alike, so the catalogue is encoded by torch (and on a GPU where
 there is one); :class:`gnn.text.TextEncoder` takes ``runtime="onnx"`` for the short ones.
 
+The session runs as many threads as torch does (``torch.get_num_threads()``, read at each call):
+every core in a process of its own, one in each ``kgrec serve`` worker (the workers share the
+cores and set torch to one thread after the fork). On 2 cores two threads take about 2.6 ms a
+query against 4.2 ms with one. A session is made in each process on first use: a forked child
+makes its own, so it never runs a thread pool that did not survive the fork.
+
 The ONNX model is exported once from the local safetensors weights by torch's exporter, into a
 cache folder (default ``~/.kgrec/cache/onnx``) under the model's fingerprint; nothing is
 downloaded. An export is checked against torch on a probe text before it is kept, and written
@@ -49,9 +55,8 @@ class OnnxTextModel:
     """A BERT-family encoder on ONNX Runtime, called like the ``transformers`` model it was
     exported from: ``model(input_ids=..., attention_mask=...).last_hidden_state``.
 
-    One thread: it serves one short text at a time, in processes that share the cores, and a
-    session without a thread pool is safe to fork (``kgrec serve`` loads it before its workers
-    fork).
+    The session is made on first use in each process, with ``torch.get_num_threads()``
+    threads, and made again when that number changes (module docstring).
 
     Args:
         path: the ``.onnx`` file (inputs ``input_ids``, ``attention_mask``; output
@@ -59,16 +64,28 @@ class OnnxTextModel:
     """
 
     def __init__(self, path: str | Path) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         self.path = Path(path)
-        self.session = ort.InferenceSession(
-            str(self.path), options, providers=["CPUExecutionProvider"]
-        )
+        self._session: Any = None
+        self._made_for: tuple[int, int] = (0, 0)  # (pid, threads) of the session
+
+    @property
+    def session(self) -> Any:
+        """This process's ONNX Runtime session, with as many threads as torch."""
+        import onnxruntime as ort
+        import torch
+
+        want = (os.getpid(), torch.get_num_threads())
+        if self._session is None or self._made_for != want:
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = want[1]
+            options.inter_op_num_threads = 1
+            options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+            self._session = None  # the old session's threads end before the new one's start
+            self._session = ort.InferenceSession(
+                str(self.path), options, providers=["CPUExecutionProvider"]
+            )
+            self._made_for = want
+        return self._session
 
     def __call__(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: Any

@@ -171,6 +171,46 @@ def test_onnx_runtime_gives_torch_vectors(tiny_model: Path, tmp_path: Path) -> N
     assert exported.stat().st_mtime_ns == written
 
 
+def _encode_in_child(encoder: TextEncoder, out: Any) -> None:
+    import torch
+
+    torch.set_num_threads(1)  # what kgrec serve's workers do after the fork
+    out.put(encoder.encode(SENTENCES, False))
+
+
+def test_onnx_session_follows_torch_threads_and_survives_a_fork(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    """The session runs torch's number of threads (made again when it changes, same vectors),
+    and a child forked from a process that used a two-thread session encodes with its own."""
+    import multiprocessing
+
+    import torch
+
+    encoder = TextEncoder(tiny_model, runtime="onnx", onnx_cache=tmp_path)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        want = encoder.encode(SENTENCES, False)
+        model = encoder._load()[1]
+        assert model.session.get_session_options().intra_op_num_threads == 2
+        torch.set_num_threads(1)
+        np.testing.assert_allclose(encoder.encode(SENTENCES, False), want, atol=1e-6)
+        assert model.session.get_session_options().intra_op_num_threads == 1
+        torch.set_num_threads(2)
+        encoder.encode(SENTENCES[:1], False)  # the parent holds a two-thread session
+        ctx = multiprocessing.get_context("fork")
+        out = ctx.Queue()
+        child = ctx.Process(target=_encode_in_child, args=(encoder, out))
+        child.start()
+        got = out.get(timeout=60)
+        child.join(timeout=60)
+        assert child.exitcode == 0
+        np.testing.assert_allclose(got, want, atol=1e-6)
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_fingerprint_follows_content_not_location(tiny_model: Path, tmp_path: Path) -> None:
     fingerprint = TextEncoder(tiny_model).model_fingerprint
     assert TextEncoder(tiny_model).model_fingerprint == fingerprint
