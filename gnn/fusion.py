@@ -8,7 +8,11 @@ Training (:meth:`FusionRecommender.fit`):
   split without chronology (``protocol != "leave_one_out"``) each sequence is shuffled every
   epoch. ``examples_per_user`` caps the examples drawn per user and epoch;
 * loss: cross-entropy of the full softmax over all products (a ranking loss that uses every
-  item as a negative), with the history items of the example masked out;
+  item as a negative), with the history items of the example masked out. With
+  ``config.fanout`` (graphs whose full propagation does not fit in memory), each step
+  propagates over the sampled neighbourhood of its products only (:mod:`gnn.sampling`) and
+  the softmax runs over the batch's targets and ``config.negatives`` uniformly drawn
+  products; the vectors kept at the end are computed over the full graph, without gradients;
 * early stopping on validation NDCG@10 of the model alone; the best epoch's weights are kept;
 * with ``ranks`` (:mod:`gnn.distributed`), data parallel over several processes: each steps on
   its share of the examples with gradients averaged over all, rank 0 validates and decides.
@@ -95,6 +99,7 @@ class FusionRecommender:
         self.examples_per_user = examples_per_user
         self.warm_start = warm_start
         self.module: FusionGNN | None = None
+        self.sampler: Any = None  # gnn.sampling.NeighbourSampler when config.fanout is set
         self.features: torch.Tensor | None = None
         self.edge_index: dict[tuple[str, str, str], torch.Tensor] = {}
         self.node_ids: dict[str, list[str]] = {}
@@ -177,7 +182,7 @@ class FusionRecommender:
         for epoch in bar:
             t0 = time.perf_counter()
             hist, target = self._examples(split, rng, shuffle=not sequential)
-            loss = self._epoch(hist, target, rng, opt, dev, ranks)
+            loss = self._epoch(hist, target, rng, opt, dev, ranks, show_progress=show_progress)
             epoch_s.append(time.perf_counter() - t0)
             last = epoch == cfg.max_epochs
             if valid_users.size == 0 or (epoch % cfg.eval_every and not last):
@@ -256,6 +261,10 @@ class FusionRecommender:
         width = 0 if feats is None else feats.shape[1]
         self.module = FusionGNN(cfg, num_nodes, edge_types, width).to(dev)
         self.shape = (split.n_users, split.n_items)
+        if cfg.fanout:
+            from gnn.sampling import NeighbourSampler
+
+            self.sampler = NeighbourSampler(self.edge_index, num_nodes, cfg.fanout)
 
     def _examples(
         self, split: Split, rng: np.random.Generator, *, shuffle: bool
@@ -286,8 +295,11 @@ class FusionRecommender:
         opt: torch.optim.Optimizer,
         dev: torch.device,
         ranks: Ranks | None = None,
+        *,
+        show_progress: bool = False,
     ) -> float:
-        """One pass over the examples (this rank's share of them); the mean loss."""
+        """One pass over the examples (this rank's share of them); the mean loss. With
+        ``show_progress``, a progress bar over the steps (it disappears when the epoch ends)."""
         assert self.module is not None
         self.module.train()
         perm = rng.permutation(target.shape[0])
@@ -296,18 +308,17 @@ class FusionRecommender:
         hist_t = torch.as_tensor(hist[perm], device=dev)
         target_t = torch.as_tensor(target[perm], device=dev)
         total, bs = 0.0, self.config.batch_size
-        for lo in range(0, perm.size, bs):
+        steps = tqdm(
+            range(0, perm.size, bs), desc="steps", unit="step", leave=False,
+            disable=not show_progress,
+        )  # fmt: skip
+        for lo in steps:
             h, t = hist_t[lo : lo + bs], target_t[lo : lo + bs]
-            x = self.module(self.features, self.edge_index)
-            users = x["user"][t[:, 0]] if self.config.user_node else None
-            u = self.module.user_vectors(x["product"], h, users)
-            logits = self.module.scores(u, x["product"])
-            rows = torch.arange(h.shape[0], device=dev).unsqueeze(1).expand_as(h)
-            seen = (h >= 0) & (h != t[:, 1:2])
-            logits = logits.index_put(
-                (rows[seen], h[seen]), torch.tensor(float("-inf"), device=dev)
-            )
-            loss = torch.nn.functional.cross_entropy(logits, t[:, 1])
+            if self.sampler is None:
+                logits, label = self._full_logits(h, t)
+            else:
+                logits, label = self._sampled_logits(h, t, rng)
+            loss = torch.nn.functional.cross_entropy(logits, label)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if ranks is not None:
@@ -317,6 +328,55 @@ class FusionRecommender:
         if ranks is not None:
             return ranks.mean(total, perm.size)
         return total / max(perm.size, 1)
+
+    def _full_logits(self, h: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits over every product (the whole graph propagated) and the targets' columns;
+        the examples' history items other than the target are masked out."""
+        assert self.module is not None
+        x = self.module(self.features, self.edge_index)
+        users = x["user"][t[:, 0]] if self.config.user_node else None
+        u = self.module.user_vectors(x["product"], h, users)
+        logits = self.module.scores(u, x["product"])
+        rows = torch.arange(h.shape[0], device=h.device).unsqueeze(1).expand_as(h)
+        seen = (h >= 0) & (h != t[:, 1:2])
+        logits = logits.index_put(
+            (rows[seen], h[seen]), torch.tensor(float("-inf"), device=h.device)
+        )
+        return logits, t[:, 1]
+
+    def _sampled_logits(
+        self, h: torch.Tensor, t: torch.Tensor, rng: np.random.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits over the batch's targets and ``config.negatives`` uniformly drawn products,
+        their vectors propagated over the sampled neighbourhood of the batch's products
+        (:mod:`gnn.sampling`); masked as in :meth:`_full_logits`."""
+        assert self.module is not None and self.sampler is not None
+        cfg, dev = self.config, h.device
+        hist, users, target = h.cpu().numpy(), t[:, 0].cpu().numpy(), t[:, 1].cpu().numpy()
+        cand = np.unique(np.concatenate([target, rng.integers(0, self.shape[1], cfg.negatives)]))
+        seeds = {"product": np.unique(np.concatenate([hist[hist >= 0], cand]))}
+        if cfg.user_node:
+            seeds["user"] = np.unique(users)
+        sub = self.sampler.sample(seeds, rng, dev)
+        x = self.module(self.features, {}, sub)
+        local = np.where(hist >= 0, np.searchsorted(seeds["product"], hist), -1)
+        user_rows = None
+        if cfg.user_node:
+            user_rows = x["user"][
+                torch.as_tensor(np.searchsorted(seeds["user"], users), device=dev)
+            ]
+        u = self.module.user_vectors(x["product"], torch.as_tensor(local, device=dev), user_rows)
+        columns = torch.as_tensor(np.searchsorted(seeds["product"], cand), device=dev)
+        logits = (
+            u @ x["product"][columns].T + self.module.item_bias[torch.as_tensor(cand, device=dev)]
+        )
+        pos = np.minimum(np.searchsorted(cand, hist), cand.size - 1)
+        seen = (hist >= 0) & (cand[pos] == hist) & (hist != target[:, None])
+        rows = torch.as_tensor(np.nonzero(seen)[0], device=dev)
+        logits = logits.index_put(
+            (rows, torch.as_tensor(pos[seen], device=dev)), torch.tensor(float("-inf"), device=dev)
+        )
+        return logits, torch.as_tensor(np.searchsorted(cand, target), device=dev)
 
     def _state(self) -> dict[str, torch.Tensor]:
         assert self.module is not None

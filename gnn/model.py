@@ -23,10 +23,13 @@ model scores through :mod:`gnn.scoring` (numpy), which computes the same.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from gnn.sampling import Subgraph
 
 __all__ = ["FusionConfig", "FusionGNN"]
 
@@ -61,6 +64,12 @@ class FusionConfig:
         similarity_recent: latest history items the similarity terms read.
         similarity_decay: weight factor per step back in those items, in (0, 1].
         device: ``"auto"``, ``"cpu"``, ``"cuda"``...
+        fanout: mini-batch training with neighbour sampling (:mod:`gnn.sampling`): the
+            in-neighbours drawn per node and edge type at each hop, one count per layer; empty
+            (the default): every step propagates over the full graph.
+        negatives: with ``fanout``, the products drawn uniformly per step as the softmax's
+            negatives, beside the batch's targets (the full softmax needs every product's
+            vector, so every node of the graph).
     """
 
     dim: int = 64
@@ -87,6 +96,8 @@ class FusionConfig:
     similarity_dim: int = 64
     similarity_recent: int = 3
     similarity_decay: float = 0.5
+    fanout: tuple[int, ...] = ()
+    negatives: int = 8192
 
     def __post_init__(self) -> None:
         positive = ("dim", "history_len", "batch_size", "max_epochs", "patience", "eval_every",
@@ -107,6 +118,18 @@ class FusionConfig:
             raise ValueError("FusionConfig: similarity_decay must be in (0, 1]")
         grid = tuple(float(t) for t in self.similarity_grid)
         object.__setattr__(self, "similarity_grid", grid)
+        fanout = self.fanout
+        if isinstance(fanout, str):  # "10,5", as kgrec train --fanout takes it
+            fanout = tuple(f for f in fanout.replace(" ", "").split(",") if f)
+        fanout = tuple(int(f) for f in fanout)
+        object.__setattr__(self, "fanout", fanout)
+        if fanout and (len(fanout) != self.num_layers or min(fanout) < 1):
+            raise ValueError(
+                f"FusionConfig: fanout needs one positive count per layer ({self.num_layers}), "
+                f"got {fanout}"
+            )
+        if self.negatives < 1:
+            raise ValueError("FusionConfig: negatives must be >= 1")
 
 
 class FusionGNN(nn.Module):
@@ -157,29 +180,71 @@ class FusionGNN(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(
-        self, features: torch.Tensor | None, edge_index: dict[Any, torch.Tensor]
+        self,
+        features: torch.Tensor | None,
+        edge_index: dict[Any, torch.Tensor],
+        sub: Subgraph | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Output vectors of every node type.
+        """Output vectors of every node type, or of a sampled subgraph's seed nodes.
 
         Args:
             features: ``(P, feature_dim)`` product features, or ``None`` when feature_dim is 0.
-            edge_index: ``{(src, rel, dst): (2, E) long}`` for the model's edge types.
+            edge_index: ``{(src, rel, dst): (2, E) long}`` for the model's edge types (global
+                ids); ignored with ``sub``.
+            sub: a sampled subgraph (:class:`gnn.sampling.Subgraph`, one hop per layer), or
+                ``None``: the whole graph. Each layer computes only the nodes the next one
+                reads, as PyG's ``trim_to_layer`` does: layer ``l`` of ``L`` the nodes within
+                ``L - 1 - l`` hops of the seeds, over the edges sampled into them.
 
         Returns:
-            ``{node_type: (n, d)}``.
+            ``{node_type: (n, d)}``: every node, or with ``sub`` its seeds (the first
+            ``sub.node_hops[t][0]`` of ``sub.nodes[t]``), in that order.
         """
-        x = {nt: emb.weight for nt, emb in self.node_emb.items()}
-        product = torch.zeros(
-            self.num_nodes["product"], self.config.dim, device=self.item_bias.device
-        )
+        if sub is None:
+            x = {nt: emb.weight for nt, emb in self.node_emb.items()}
+            pid: torch.Tensor | slice = slice(None)
+            n_products = self.num_nodes["product"]
+        else:
+            x = {nt: emb(sub.nodes[nt]) for nt, emb in self.node_emb.items()}
+            pid = sub.nodes["product"]
+            n_products = int(pid.shape[0])
+        product = torch.zeros(n_products, self.config.dim, device=self.item_bias.device)
         if self.feature_proj is not None and features is not None:
-            product = product + self.feature_proj(features)
+            product = product + self.feature_proj(features[pid])
         if self.product_id is not None:
-            product = product + self.product_id.weight
+            product = product + self.product_id.weight[pid]
         x["product"] = product
+        if sub is not None:
+            return self._forward_sampled(x, sub)
         for conv, norms in zip(self.convs, self.norms, strict=True):
             out = conv({k: self.dropout(v) for k, v in x.items()}, edge_index)
             x = {nt: norms[nt](x[nt] + torch.relu(out[nt])) if nt in out else x[nt] for nt in x}
+        return x
+
+    def _forward_sampled(
+        self, x: dict[str, torch.Tensor], sub: Subgraph
+    ) -> dict[str, torch.Tensor]:
+        """The layers over a sampled subgraph, trimmed (see :meth:`forward`). Each edge type's
+        ``SAGEConv`` and the sum over edge types are ``HeteroConv``'s, called on bipartite
+        ``(sources, kept destinations)`` pairs."""
+        layers = len(self.convs)
+        if layers == 0:
+            return {nt: v[: sub.node_hops[nt][0]] for nt, v in x.items()}
+        for layer, (conv, norms) in enumerate(zip(self.convs, self.norms, strict=True)):
+            reach = layers - layer  # hop blocks of nodes kept after this layer
+            keep = {nt: sum(h[:reach]) for nt, h in sub.node_hops.items()}
+            dropped = {k: self.dropout(v) for k, v in x.items()}
+            out: dict[str, list[torch.Tensor]] = {}
+            for et, edges in sub.edge_index.items():
+                src, _, dst = et
+                e = edges[:, : sum(sub.edge_hops[et][:reach])]
+                y = conv.convs[et]((dropped[src], dropped[dst][: keep[dst]]), e)
+                out.setdefault(dst, []).append(y)
+            x = {
+                nt: norms[nt](v[: keep[nt]] + torch.relu(torch.stack(out[nt]).sum(0)))
+                if nt in out else v[: keep[nt]]
+                for nt, v in x.items()
+            }  # fmt: skip
         return x
 
     def user_vectors(

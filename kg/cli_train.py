@@ -204,7 +204,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         Opt("similarity_dim", help="PCA size of each feature's similarity vectors (smaller: "
             "faster queries)"),
         Opt("device", help="auto (CUDA when present), cpu or cuda"),
-        types_={"use_text": bool, "use_kg_edges": bool, "dim": int, "num_layers": int,
+        Opt("fanout", help="mini-batch training over sampled neighbourhoods, for graphs whose "
+            "full propagation does not fit: neighbours per node and edge type at each layer, "
+            "e.g. 10,5; empty: the full graph"),
+        Opt("negatives", help="with --fanout, products drawn per step as the softmax's "
+            "negatives"),
+        types_={"fanout": str, "negatives": int, "use_text": bool, "use_kg_edges": bool, "dim": int, "num_layers": int,
                 "history_len": int, "lr": float, "batch_size": int, "max_epochs": int,
                 "patience": int, "eval_every": int, "similarity_dim": int, "device": str},
     )  # fmt: skip
