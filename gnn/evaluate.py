@@ -97,13 +97,18 @@ class EvalResult:
         }
 
 
+#: Most scores (users x items) one batch of :func:`evaluate` holds at once: 256 MB in float32,
+#: of which scoring makes a few copies.
+SCORE_CELLS = 2**26
+
+
 def evaluate(
     scorer: Scorer,
     split: Split,
     *,
     on: EvalOn = "test",
     ks: Sequence[int] = (10, 20),
-    batch_size: int = 1024,
+    batch_size: int | None = None,
     users: np.ndarray | None = None,
     show_progress: bool = True,
 ) -> EvalResult:
@@ -114,7 +119,8 @@ def evaluate(
         split: the split it was fitted on.
         on: ``"valid"`` or ``"test"`` targets (and the matching history and exclusions).
         ks: cutoffs for recall, NDCG, hit rate and coverage.
-        batch_size: users scored at once.
+        batch_size: users scored at once; ``None``: 1,024, fewer on catalogues where that
+            many rows of scores would pass :data:`SCORE_CELLS` (64 at a million products).
         users: evaluate only these user indices (each must have targets); default all.
         show_progress: show a tqdm bar.
 
@@ -140,6 +146,8 @@ def evaluate(
     parts: dict[str, list[np.ndarray]] = {}
     tops: list[np.ndarray] = []
     start = time.perf_counter()
+    if batch_size is None:
+        batch_size = max(1, min(1024, SCORE_CELLS // max(split.n_items, 1)))
     batches = range(0, users.size, batch_size)
     for lo in tqdm(batches, desc=f"evaluate {on}", unit=" batch", disable=not show_progress):
         batch = users[lo : lo + batch_size]

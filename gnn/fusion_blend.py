@@ -2,8 +2,9 @@
 
 The final score (:mod:`gnn.scoring`) has a blend mode and weight ``β`` and a weight ``τ_f`` per
 similarity term (:class:`~gnn.scoring.FinalWeights`). :func:`choose_weights` computes the
-validation users' weight-free parts once (:meth:`~gnn.scoring.FusionScorer.parts`), recombines
-them under each candidate (:meth:`~gnn.scoring.FusionScorer.log_scores`) and searches by
+validation users' weight-free parts once (:meth:`~gnn.scoring.FusionScorer.parts`; on large
+catalogues, again for each candidate, so memory stays bounded), recombines them under each
+candidate (:meth:`~gnn.scoring.FusionScorer.log_scores`) and searches by
 coordinate ascent:
 
 1. the mode and ``β`` over ``blend_grid``, every ``τ = 0`` (the blend alone);
@@ -26,26 +27,33 @@ from gnn.splits import EvalOn, Split
 __all__ = ["choose_weights"]
 
 
+#: Most dense scores (users x products) the search keeps between trials (1 GiB of float32);
+#: above it each trial computes its batches' parts again (a million products: 268 users).
+KEEP_CELLS = 2**28
+
+
 class _Parts:
-    """The validation users' score parts, computed once, as a scorer of any weights."""
+    """The validation users' score parts as a scorer of any weights: computed once and kept,
+    or, where they would pass :data:`KEEP_CELLS`, computed again for each batch scored."""
 
     name = "fusion-final"
 
     def __init__(self, scorer: FusionScorer, split: Split, users: np.ndarray) -> None:
         self.scorer = scorer
         self.users = np.asarray(users, np.int64)
-        history = split.history("valid")
-        names = sorted(scorer.arrays.similarity)
-        batches = [
-            scorer.parts(
-                [history[u] for u in self.users[lo : lo + 1024]],
-                user_indices=self.users[lo : lo + 1024],
-                similarity=names,
-            )
-            for lo in range(0, self.users.size, 1024)
-        ]
-        self.parts = _concat(batches, names)
+        self.history = split.history("valid")
+        self.names = sorted(scorer.arrays.similarity)
+        self.parts: ScoreParts | None = None
+        if self.users.size * split.n_items <= KEEP_CELLS:
+            batches = [self._compute(self.users[lo : lo + 1024])
+                       for lo in range(0, self.users.size, 1024)]  # fmt: skip
+            self.parts = _concat(batches, self.names)
         self.weights = FinalWeights()
+
+    def _compute(self, users: np.ndarray) -> ScoreParts:
+        return self.scorer.parts(
+            [self.history[u] for u in users], user_indices=users, similarity=self.names
+        )
 
     def fit(self, split: Split, *, seed: int = 0, show_progress: bool = True) -> _Parts:
         return self
@@ -53,6 +61,8 @@ class _Parts:
     def score(self, user_indices: np.ndarray, split: Split, on: EvalOn) -> np.ndarray:
         if on != "valid":
             raise ValueError("the weight search reads validation targets only")
+        if self.parts is None:
+            return self.scorer.log_scores(self._compute(user_indices), self.weights)
         rows = np.searchsorted(self.users, user_indices)
         return self.scorer.log_scores(self.parts.rows(rows), self.weights)
 
@@ -115,7 +125,7 @@ def choose_weights(
                 best = w
         return best
 
-    names = sorted(parts.parts.similarity)
+    names = parts.names
     best = FinalWeights(similarity=dict.fromkeys(names, 0.0))
     blends = [(m, b) for m in ("linear", "log") for b in blend_grid if b > 0.0]
     best = best_of([replace(best, mode=m, beta=b) for m, b in blends], best)

@@ -533,3 +533,18 @@ def test_sampled_training_recovers_planted_preferences(
     assert ours > 3 * rand and ours > rand + 0.05
     assert ours > popular + 0.01
     assert model.product_vectors is not None and model.product_vectors.shape[0] == split.n_items
+
+
+def test_weight_search_recomputes_parts_above_its_memory_bound(
+    fitted: FusionRecommender, split: Split, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above KEEP_CELLS the weight search computes each batch's parts again instead of keeping
+    every validation user's scores: the same trials and the same choice."""
+    from gnn import fusion_blend
+
+    users = split.eval_users("valid")
+    grid = {"blend_grid": (0.0, 0.3, 0.6), "similarity_grid": (0.0,)}
+    kept = fusion_blend.choose_weights(fitted.scorer(), split, users, **grid)
+    monkeypatch.setattr(fusion_blend, "KEEP_CELLS", 0)
+    again = fusion_blend.choose_weights(fitted.scorer(), split, users, **grid)
+    assert again == kept and len(kept[1]) >= 4

@@ -177,6 +177,27 @@ def test_evaluate_excludes_history_and_averages_over_users_with_targets() -> Non
     assert result.to_dict()["n_users"] == 2
 
 
+def test_evaluate_batches_fewer_users_on_large_catalogues(monkeypatch: pytest.MonkeyPatch) -> None:
+    """By default a batch holds at most SCORE_CELLS scores (users x items): a million-product
+    catalogue is scored 64 users at a time, not 1,024 (4 GB a copy)."""
+    import gnn.evaluate as ev
+
+    seen: list[int] = []
+
+    class Counting(_Fixed):
+        def score(self, user_indices: np.ndarray, split: Split, on: str) -> np.ndarray:
+            seen.append(len(user_indices))
+            return super().score(user_indices, split, on)
+
+    split = _toy_split()
+    whole = evaluate(Counting(), split, ks=(1, 2), show_progress=False)
+    assert seen == [2]
+    monkeypatch.setattr(ev, "SCORE_CELLS", 5)  # one user's 5 scores per batch
+    seen.clear()
+    assert evaluate(Counting(), split, ks=(1, 2), show_progress=False).metrics == whole.metrics
+    assert seen == [1, 1]
+
+
 def test_evaluate_rejects_wrong_shape_and_users_without_targets() -> None:
     class Bad(_Fixed):
         def score(self, user_indices: np.ndarray, split: Split, on: str) -> np.ndarray:
