@@ -586,9 +586,11 @@ def run_latency(args: argparse.Namespace) -> str:
         for name, index in scans:
             timed(f"dense scan alone, {rec.n_products:,} products ({name})",
                   lambda i, d=index: d.scores(vectors[i % len(vectors)]), n, warm=20)  # fmt: skip  # rounds alternate the rows: the machine's drift hits all
-        encoders = (("torch, 1 thread", in_torch, 1),
-                    ("ONNX Runtime, 1 thread: a `kgrec serve` worker", encoder, 1),
-                    (f"ONNX Runtime, {cores} threads: a process of its own", encoder, cores))
+        encoders = (
+            ("torch, 1 thread", in_torch, 1),
+            ("ONNX Runtime, 1 thread: a `kgrec serve` worker", encoder, 1),
+            (f"ONNX Runtime, {cores} threads: a process of its own", encoder, cores),
+        )
         for name, enc, threads in encoders:  # fmt: skip
             torch.set_num_threads(threads)  # ONNX Runtime runs as many (gnn/text_onnx.py)
             timed(f"query encoding alone (MiniLM; {name})",
@@ -619,8 +621,7 @@ def run_latency(args: argparse.Namespace) -> str:
         "",
         f"- Machine: {machine_line()}; numpy BLAS 1 thread, torch 1 thread; ONNX Runtime as "
         "each row says (it runs as many threads as torch: every core in a process of its own, "
-        "one in each `kgrec serve` worker)"
-        + (f"; {args.note}" if args.note else ""),
+        "one in each `kgrec serve` worker)" + (f"; {args.note}" if args.note else ""),
         f"- Data: {rec.n_products:,} products; {note}; random unit product text vectors "
         f"(384 dims; latency does not depend on their values); search index built in "
         f"{build_s:.1f} s, query encoder loaded in {load_s:.1f} s; queries: 3 words of random "
