@@ -16,6 +16,16 @@ file exists, unless --force):
                     SUBCATEGORY_OF, MADE_BY): epoch time, peak RSS, and the cost of evaluating
   text              MiniLM encoding rate on a seeded sample of the xl product texts through the
                     resumable cache; the encoder is killed once part-way and re-run to finish
+  fusion            one epoch of the fusion GNN on the xl shop (leave-one-out split) with
+                    mini-batch neighbour sampling (kgrec train --fanout), ids only (the text
+                    of 1M products takes the hours the part text measures): graph build, epoch,
+                    full-graph inference of every vector, validation; saved to WORK/xl-model
+  query             the query layer on that model at 1M products: Recommender.load, RSS,
+                    related / recommend / cross_category / explain p50 and p99, exact and
+                    approximate (ApproximateSearch) related with recall@10 of the exact top 10
+  http              kgrec serve (2 workers) on the xl model: start-up to the first answer,
+                    memory of each worker (PSS: pages shared after the fork are split), and
+                    the three ranking endpoints under 32 concurrent clients
 
 The report (BENCHMARKS.md section "scale") is written from every result present.
 
@@ -41,7 +51,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _report import machine_line, write_section
 
-PARTS = ("generate", "generate-memory", "bulk", "bolt", "bolt-bench", "kge", "text")
+PARTS = (
+    "generate",
+    "generate-memory",
+    "bulk",
+    "bolt",
+    "bolt-bench",
+    "kge",
+    "text",
+    "fusion",
+    "query",
+    "http",
+)
 REL_TABLES = ("interactions", "in_category", "subcategory_of", "made_by", "triples")
 NODE_TABLES = ("users", "products", "categories", "brands", "entities")
 
@@ -117,6 +138,8 @@ def part_bulk(args: argparse.Namespace) -> dict[str, Any]:
         info = server.status()
         with open_driver(server.settings(info)) as driver:
             in_db = _check_counts(driver, counts)
+        data = server.home / "data"
+        store = sum(f.stat().st_size for f in data.rglob("*") if f.is_file())
     finally:
         server.stop()
         if not args.keep:
@@ -127,6 +150,7 @@ def part_bulk(args: argparse.Namespace) -> dict[str, Any]:
         "relationship_rows": report.relationship_rows,
         "import_rels_per_s": report.rate("import"),
         "total_rels_per_s": report.rate("total"),
+        "store_mib": store / 2**20,
         "in_db": in_db,
     }
 
@@ -243,7 +267,10 @@ def part_kge(args: argparse.Namespace) -> dict[str, Any]:
         probe = factory.clone_and_exchange_triples(
             factory.mapped_triples[:: factory.num_triples // 64]
         )
-        evaluate_link_prediction(outcome.model, probe, [factory], batch_size=256)
+        # a batch scores every entity: keep it near 2^24 numbers (RotatE's 256 took 33 GB)
+        width = 2 * config.dim if model == "rotate" else config.dim
+        eval_batch = max(1, min(256, 2**24 // (factory.num_entities * width // 64)))
+        evaluate_link_prediction(outcome.model, probe, [factory], batch_size=eval_batch)
         eval_s = time.perf_counter() - t1
         out["runs"].append(
             {
@@ -254,6 +281,7 @@ def part_kge(args: argparse.Namespace) -> dict[str, Any]:
                 "triples_per_s": outcome.triples_per_second,
                 "wall_seconds": wall,
                 "eval_triples": probe.num_triples,
+                "eval_batch_size": eval_batch,
                 "eval_seconds": eval_s,
                 **_peaks(),
             }
@@ -341,6 +369,176 @@ def encode_child(work: Path, chunk: int) -> None:
                       "batch_size": encoder.batch_size, "max_length": encoder.max_length}))  # fmt: skip
 
 
+def _xl_model(args: argparse.Namespace) -> Path:
+    folder = args.work / "xl-model"
+    if not (folder / "config.json").exists():
+        raise SystemExit(f"{folder} is missing: run the part 'fusion' first")
+    return folder
+
+
+def part_fusion(args: argparse.Namespace) -> dict[str, Any]:
+    import numpy as np
+    import torch
+
+    from gnn.fusion import FusionRecommender
+    from gnn.model import FusionConfig
+    from gnn.splits import leave_one_out
+    from ingest.tables import GraphTables
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    t0 = time.perf_counter()
+    tables = GraphTables.load(_tables_dir(args))
+    split = leave_one_out(tables)
+    prep_s = time.perf_counter() - t0
+    fanout = tuple(int(f) for f in args.fanout.split(","))
+    config = FusionConfig(
+        use_text=False, use_kge=False, dim=64, num_layers=len(fanout), fanout=fanout,
+        negatives=args.negatives, batch_size=args.fusion_batch, max_epochs=1,
+        valid_users=args.valid_users, blend_grid=(0.0, 0.5), similarity_grid=(0.0,),
+    )  # fmt: skip
+    per_user = args.examples_per_user or None
+    model = FusionRecommender(tables, config, examples_per_user=per_user)
+    t0 = time.perf_counter()
+    model.fit(split, seed=0, show_progress=True)
+    fit_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    model.save(args.work / "xl-model")
+    info = model.fit_info
+    sizes = np.array([max(s.size - 1, 0) for s in split.train_sequences])
+    examples = int(np.minimum(sizes, per_user).sum()) if per_user else int(sizes.sum())
+    return {
+        "examples_per_user": per_user,
+        "all_examples": int(sizes.sum()),
+        "split_seconds": prep_s,
+        "fit_seconds": fit_s,
+        "save_seconds": time.perf_counter() - t0,
+        "graph_seconds": info["graph_seconds"],
+        "epoch_seconds": info["epoch_seconds_mean"],
+        "examples": examples,
+        "steps": -(-examples // config.batch_size),
+        "valid_users": info["valid_users"],
+        "valid_ndcg@10": info["best_valid_ndcg@10"],
+        "fanout": list(fanout),
+        "negatives": config.negatives,
+        "batch_size": config.batch_size,
+        "users": split.n_users,
+        "products": split.n_items,
+    }
+
+
+def _rss_mib() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def part_query(args: argparse.Namespace) -> dict[str, Any]:
+    import numpy as np
+    import torch
+    from bench_query import approximate_on_off, python_api, recall_at_k
+    from threadpoolctl import threadpool_limits
+
+    from kg.query import ApproximateSearch, Recommender
+
+    torch.set_num_threads(1)
+    threadpool_limits(limits=1, user_api="blas")
+    before = _rss_mib()
+    t0 = time.perf_counter()
+    rec = Recommender.load(_xl_model(args), _tables_dir(args))
+    load_s = time.perf_counter() - t0
+    loaded = _rss_mib()
+    rng = np.random.default_rng(0)
+    rows = python_api(rec, args.calls, rng)
+    t0 = time.perf_counter()
+    approx = Recommender(rec.model, rec.tables, approximate=ApproximateSearch(n_probe=args.n_probe))
+    build_s = time.perf_counter() - t0
+    assert approx.product_clusters is not None
+    on_off = approximate_on_off(rec, approx, args.calls, rng)
+    recall, same = recall_at_k(rec, approx, args.recall_calls, rng)
+    return {
+        "products": rec.n_products,
+        "load_seconds": load_s,
+        "rss_before_mib": before,
+        "rss_loaded_mib": loaded,
+        "rows": [list(r) for r in rows],
+        "approximate": {
+            "n_lists": approx.product_clusters.n_lists, "n_probe": args.n_probe,
+            "build_seconds": build_s, "p50_approximate": on_off[1], "p50_exact": on_off[2],
+            "recall@10": recall, "identical": same, "calls": args.recall_calls,
+        },
+        "calls": args.calls,
+    }  # fmt: skip
+
+
+def _worker_memory(pid: int) -> list[dict[str, float]]:
+    """RSS and PSS (MiB) of ``pid`` (the master) and of each of its children (workers)."""
+    import psutil
+
+    master = psutil.Process(pid)
+    out = []
+    for who, proc in (("master", master), *(("worker", c) for c in master.children(True))):
+        mem = proc.memory_full_info()
+        out.append({"process": who, "rss_mib": mem.rss / 2**20, "pss_mib": mem.pss / 2**20})
+    return out
+
+
+def _paths(tables_dir: Path, routes: tuple[str, ...], n: int = 2000) -> list[str]:
+    """``n`` random products and users with interactions (seeded), each route in turn."""
+    import numpy as np
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(1)
+    products = pq.read_table(tables_dir / "products.parquet", columns=["id"])[0]
+    users = pc.unique(pq.read_table(tables_dir / "interactions.parquet", columns=["user_id"])[0])
+    chosen_p = products.take(rng.integers(0, len(products), n)).to_pylist()
+    chosen_u = users.take(rng.integers(0, len(users), n)).to_pylist()
+    return [
+        route.format(p=p, u=u) + "?k=10"
+        for p, u in zip(chosen_p, chosen_u, strict=True)
+        for route in routes
+    ]
+
+
+def part_http(args: argparse.Namespace) -> dict[str, Any]:
+    import numpy as np
+    from bench_query import _free_port, _load, _pct, _route_names, _serve, _wait_http
+
+    model_dir, tables_dir = _xl_model(args), _tables_dir(args)
+    port = _free_port()
+    launched = time.perf_counter()
+    # no search index: the model has no text features, and encoding 1M texts takes hours
+    extra = ("--no-precomputed", "--lazy-text-encoder")
+    proc = _serve(model_dir, tables_dir, port, args.serve_workers, extra)
+    try:
+        _wait_http(port, proc)
+        start_s = time.perf_counter() - launched
+        memory = _worker_memory(proc.pid)
+
+        paths = _paths(tables_dir, _route_names(port))
+        _load(port, paths, args.clients, 5.0)  # warm-up
+        t0 = time.perf_counter()
+        latencies, errors = _load(port, paths, args.clients, args.http_seconds)
+        wall = time.perf_counter() - t0
+        p50, p99 = _pct(latencies)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    return {
+        "start_seconds": start_s,
+        "workers": args.serve_workers,
+        "memory": memory,
+        "clients": args.clients,
+        "seconds": args.http_seconds,
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "requests_per_s": len(latencies) / wall,
+        "errors": errors,
+        "requests": len(latencies),
+        "mean_ms": float(np.mean(latencies)) * 1000,
+    }
+
+
 RUNNERS = {
     "generate": part_generate,
     "generate-memory": part_generate_memory,
@@ -349,6 +547,9 @@ RUNNERS = {
     "bolt-bench": part_bolt_bench,
     "kge": part_kge,
     "text": part_text,
+    "fusion": part_fusion,
+    "query": part_query,
+    "http": part_http,
 }
 
 
@@ -407,7 +608,7 @@ def report(args: argparse.Namespace) -> str:
             f"{_fmt_s(s['import'])} s = **{r['import_rels_per_s']:,.0f} relationships/s**; whole "
             f"load {_fmt_s(s['total'])} s = {r['total_rels_per_s']:,.0f}/s (CSV {_fmt_s(s['csv'])}"
             f" s, stop {_fmt_s(s['stop'])} s, start {_fmt_s(s['start'])} s, constraints "
-            f"{_fmt_s(s['schema'])} s)", r,
+            f"{_fmt_s(s['schema'])} s); store {r.get('store_mib', 0) / 1024:,.1f} GiB on disk", r,
             f"{r['peak_rss_mib']:,.0f} (Python); {r['largest_child_rss_mib']:,.0f} (largest JVM)")  # fmt: skip
     if "bolt" in res:
         r = res["bolt"]
@@ -447,6 +648,50 @@ def report(args: argparse.Namespace) -> str:
             f"Killed after {_fmt_s(r['killed_after_seconds'])} s with {r['stored_before_kill']:,} "
             f"texts stored; the re-run found {sec['cached_before']:,} cached and encoded the other "
             f"{sec['encoded']:,}", r)  # fmt: skip
+    if "fusion" in res:
+        r = res["fusion"]
+        row(f"fusion GNN, one epoch, ids only, dim 64, {len(r['fanout'])} layers, neighbour "
+            f"sampling fanout {','.join(map(str, r['fanout']))}, {r['negatives']:,} sampled "
+            f"negatives, batch {r['batch_size']:,} ({r['products']:,} products, {r['users']:,} "
+            "users)",
+            f"**{_fmt_s(r['epoch_seconds'])} s/epoch** of {r['examples']:,} examples ("
+            + (f"{r['examples_per_user']} per user" if r.get("examples_per_user") else "all")
+            + f"; {r['steps']:,} steps: {r['epoch_seconds'] / r['steps'] * 1000:,.0f} ms/step, "
+            f"{r['epoch_seconds'] / r['examples'] * 1e6:,.0f} µs/example, so an epoch of all "
+            f"{r.get('all_examples', r['examples']):,} examples takes about "
+            f"{r['epoch_seconds'] / r['examples'] * r.get('all_examples', r['examples']) / 60:,.0f}"
+            " min); "
+            f"graph {_fmt_s(r['graph_seconds'])} s; the whole fit {_fmt_s(r['fit_seconds'])} s "
+            f"(with full-graph inference of every vector, co-occurrence counts and validation on "
+            f"{r['valid_users']:,} users: NDCG@10 {r['valid_ndcg@10']:.4f}); split "
+            f"{_fmt_s(r['split_seconds'])} s", r)  # fmt: skip
+    if "query" in res:
+        r = res["query"]
+        a = r["approximate"]
+        figs = "; ".join(f"`{name}` p50 **{p50:.2f}** / p99 {p99:.2f} ms"
+                         for name, p50, p99 in r["rows"])  # fmt: skip
+        row(f"query layer at {r['products']:,} products (1 BLAS thread, {r['calls']:,} calls "
+            "each, exact)",
+            f"{figs}; `Recommender.load` {_fmt_s(r['load_seconds'])} s, RSS "
+            f"{r['rss_loaded_mib']:,.0f} MiB after it", r)  # fmt: skip
+        row(f"approximate `related` (`ApproximateSearch`, {a['n_lists']:,} lists, n_probe "
+            f"{a['n_probe']})",
+            f"p50 **{a['p50_approximate']:.2f} ms** against {a['p50_exact']:.2f} ms exact "
+            f"(same products, alternated); **recall@10 {a['recall@10']:.4f}** of the exact top "
+            f"10 over {a['calls']:,} products ({a['identical']:.1%} identical lists); index "
+            f"built in {_fmt_s(a['build_seconds'])} s", r)  # fmt: skip
+    if "http" in res:
+        r = res["http"]
+        pss = ", ".join(f"{m['process']} {m['pss_mib']:,.0f}" for m in r["memory"])
+        rss = ", ".join(f"{m['rss_mib']:,.0f}" for m in r["memory"])
+        row(f"`kgrec serve --workers {r['workers']} --no-precomputed --lazy-text-encoder`, "
+            f"{r['clients']} clients, "
+            f"the three ranking endpoints, {r['seconds']:.0f} s",
+            f"**{r['requests_per_s']:,.0f} requests/s**, p50 {r['p50_ms']:.1f} ms, p99 "
+            f"{r['p99_ms']:.1f} ms, {r['errors']} non-200; start-up to the first answer "
+            f"{_fmt_s(r['start_seconds'])} s; PSS {pss} MiB (RSS {rss}: shared pages "
+            "counted in each)", r,
+            "see figure")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -464,6 +709,20 @@ def main() -> int:
     parser.add_argument("--kge-epochs", type=int, default=2)
     parser.add_argument("--text-sample", type=int, default=2048)
     parser.add_argument("--text-chunk", type=int, default=256)
+    parser.add_argument("--fanout", default="5,2", help="fusion: neighbours per layer")
+    parser.add_argument("--negatives", type=int, default=4096, help="fusion: sampled negatives")
+    parser.add_argument("--fusion-batch", type=int, default=2048, help="fusion: batch size")
+    parser.add_argument("--valid-users", type=int, default=2000, help="fusion: validated users")
+    parser.add_argument(
+        "--examples-per-user", type=int, default=1,
+        help="fusion: training examples per user and epoch (0: all)",
+    )  # fmt: skip
+    parser.add_argument("--calls", type=int, default=1000, help="query: timed calls per row")
+    parser.add_argument("--recall-calls", type=int, default=300, help="query: recall@10 calls")
+    parser.add_argument("--n-probe", type=int, default=8, help="query: clusters probed")
+    parser.add_argument("--serve-workers", type=int, default=2, help="http: kgrec serve workers")
+    parser.add_argument("--clients", type=int, default=32, help="http: concurrent clients")
+    parser.add_argument("--http-seconds", type=float, default=30.0, help="http: timed seconds")
     parser.add_argument("--keep", action="store_true", help="keep the bulk-loaded Neo4j home")
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md")
     parser.add_argument("--child", choices=PARTS, help=argparse.SUPPRESS)
@@ -486,19 +745,26 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown parts {unknown}; parts are {PARTS}")
     args.work.mkdir(parents=True, exist_ok=True)
+    failed: list[str] = []
     for part in parts:
         if (args.work / "results" / f"{part}.json").exists() and not args.force:
             print(f"{part}: result present, skipped (--force re-runs it)", flush=True)
             continue
         print(f"{part}: running", flush=True)
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, __file__, *sys.argv[1:], "--child", part], check=True)
+        done = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--child", part])
+        if done.returncode:  # the next parts still run (each is a process of its own)
+            failed.append(part)
+            print(f"{part}: FAILED (exit status {done.returncode})", flush=True)
+            continue
         print(f"{part}: done in {time.perf_counter() - t0:,.0f} s", flush=True)
     text = report(args)
     print(text)
     if not args.no_write:
         write_section("scale", "Scale: the xl shop on one machine", text)
-    return 0
+    if failed:
+        print(f"failed parts: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
