@@ -86,11 +86,16 @@ def _server(home: Path, args: argparse.Namespace) -> Any:
     )  # fmt: skip
 
 
-def _tables_dir(args: argparse.Namespace) -> Path:
-    folder = args.work / "xl-tables"
-    if not (folder / "manifest.json").exists():
-        raise SystemExit(f"{folder} is missing: run the part 'generate' first")
+def _made_by(args: argparse.Namespace, name: str, marker: str, part: str) -> Path:
+    """WORK/name, which the part ``part`` makes (``marker`` is in it once made)."""
+    folder = args.work / name
+    if not (folder / marker).exists():
+        raise SystemExit(f"{folder} is missing: run the part {part!r} first")
     return folder
+
+
+def _tables_dir(args: argparse.Namespace) -> Path:
+    return _made_by(args, "xl-tables", "manifest.json", "generate")
 
 
 # ------------------------------------------------------------------------------ parts
@@ -370,10 +375,7 @@ def encode_child(work: Path, chunk: int) -> None:
 
 
 def _xl_model(args: argparse.Namespace) -> Path:
-    folder = args.work / "xl-model"
-    if not (folder / "config.json").exists():
-        raise SystemExit(f"{folder} is missing: run the part 'fusion' first")
-    return folder
+    return _made_by(args, "xl-model", "config.json", "fusion")
 
 
 def part_fusion(args: argparse.Namespace) -> dict[str, Any]:
