@@ -92,7 +92,12 @@ def test_two_processes_train_as_one(tmp_path: Path, capsys: pytest.CaptureFixtur
     # the same optimisation: the loss of every epoch, and the validation curve
     losses = [[row["loss"] for row in fit["curve"]] for fit in (fit_one, fit_two)]
     assert len(losses[1]) == len(losses[0])
-    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-4)
+    # Float additions in another order (gradients summed over two processes, one torch thread
+    # each) differ by 1e-7 at first and grow through Adam's updates: 6e-4 by epoch 8 on
+    # this machine (the commit before this change gave the same). A wrong shard or gradient
+    # average moves the first epochs' losses by far more than these bounds.
+    np.testing.assert_allclose(losses[1][:2], losses[0][:2], rtol=1e-5)
+    np.testing.assert_allclose(losses[1], losses[0], rtol=2e-3)
     assert fit_two["best_valid_ndcg@10"] == pytest.approx(
         fit_one["best_valid_ndcg@10"], abs=NDCG_TOLERANCE
     )
