@@ -169,8 +169,8 @@ class TextEncoder:
         max_length: tokens per text, longer texts are truncated; lowered to the model's limit.
         normalize: L2-normalise the vectors (cosine similarity is then a dot product).
         runtime: ``"torch"``, or ``"onnx"``: ONNX Runtime on the CPU (as many threads as
-            torch), for one short text at a time (a search query, a new product), about twice as fast there
-            (:mod:`gnn.text_onnx`; same vectors within 1e-6). ``device`` must then be
+            torch), for one short text at a time (a search query, a new product), about twice
+            as fast there (:mod:`gnn.text_onnx`; same vectors within 1e-6). ``device`` must then be
             ``"cpu"`` or ``"auto"``.
         onnx_cache: the folder of exported ONNX models (default
             :func:`gnn.text_onnx.default_onnx_cache`).

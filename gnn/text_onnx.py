@@ -10,8 +10,8 @@ there is one); :class:`gnn.text.TextEncoder` takes ``runtime="onnx"`` for the sh
 
 The session runs as many threads as torch does (``torch.get_num_threads()``, read at each call):
 every core in a process of its own, one in each ``kgrec serve`` worker (the workers share the
-cores and set torch to one thread after the fork). On 2 cores two threads take about 2.6 ms a
-query against 4.2 ms with one. A session is made in each process on first use: a forked child
+cores and set torch to one thread after the fork). On 2 cores two threads take 3.5 ms p50 a
+query against 5.2 ms with one (``bench/bench_search.py --part latency``). A session is made in each process on first use: a forked child
 makes its own, so it never runs a thread pool that did not survive the fork.
 
 The ONNX model is exported once from the local safetensors weights by torch's exporter, into a
