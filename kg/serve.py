@@ -26,10 +26,8 @@ Parameters have the names and defaults of the Python API (:class:`~kg.query.Reco
 The ranking endpoints are ``async def``: they run on the event loop, not in FastAPI's thread
 pool. A query is a few milliseconds of numpy work that holds the GIL for most of it, so a worker
 serves one at a time either way (``kgrec serve --workers`` adds processes); the thread-pool
-hand-offs cost about a millisecond per request. The queries are computed one per loop turn in
-arrival order (:mod:`kg.serve_turns`), so that ``POST /events`` and the event feed are not
-queued behind all of them. The cold-start endpoint, which runs the text encoder, stays in the
-thread pool.
+hand-offs cost about a millisecond per request. The cold-start endpoint, which runs the text
+encoder, stays in the thread pool.
 
 With precomputed answers (``kgrec precompute``, :mod:`kg.query.answers`: ``create_app(rec,
 answers)``), related products, recommendations and cross-category recommendations send the
@@ -72,7 +70,6 @@ from kg.serve_models import (
     RecommendationList,
 )
 from kg.serve_run import current_blas_threads
-from kg.serve_turns import QueryTurns
 
 if TYPE_CHECKING:
     from kg.query.feed import EventFeed
@@ -170,7 +167,6 @@ def create_app(
         Query(max_length=100, description="keep products under any of these category ids"),
     ]
     counted: dict[int, int | None] = {}
-    turn = QueryTurns()  # one per worker: each forked worker runs its own event loop
 
     def threads() -> int | None:
         """This worker's BLAS threads, counted once per process (workers are forked)."""
@@ -232,9 +228,8 @@ def create_app(
             done = stored("related", product_id, k)
             if done is not None:
                 return done
-        return await turn(lambda: listing("related", product_id, rec.related(
-            product_id, k, same_category=same_category, exclude=exclude, paths=paths
-        )))  # fmt: skip
+        out = rec.related(product_id, k, same_category=same_category, exclude=exclude, paths=paths)
+        return listing("related", product_id, out)
 
     @app.post("/related-products", response_model=RecommendationList, responses=errors)
     def related_to_new_product(product: NewProductModel) -> Response:
@@ -270,9 +265,10 @@ def create_app(
             done = stored("recommend", user_id, k)
             if done is not None:
                 return done
-        return await turn(lambda: listing("recommend", user_id, rec.recommend(
+        out = rec.recommend(
             user_id, k, exclude_seen=exclude_seen, categories=categories, paths=paths
-        )))  # fmt: skip
+        )
+        return listing("recommend", user_id, out)
 
     @app.post("/recommendations", response_model=RecommendationList, responses=errors)
     async def recommendations_for_new_user(
@@ -288,9 +284,7 @@ def create_app(
         categories: Categories = None,
     ) -> Response:
         """Personalised products for a new user given by the products they interacted with."""
-        return await turn(
-            lambda: listing("recommend", None, rec.recommend(products, k, categories=categories))
-        )
+        return listing("recommend", None, rec.recommend(products, k, categories=categories))
 
     @app.get(
         "/users/{user_id:path}/cross-category-recommendations",
@@ -315,9 +309,7 @@ def create_app(
             done = stored("cross_category", user_id, k)
             if done is not None:
                 return done
-        return await turn(lambda: listing(
-            "cross_category", user_id, rec.cross_category(user_id, k, level=level)
-        ))  # fmt: skip
+        return listing("cross_category", user_id, rec.cross_category(user_id, k, level=level))
 
     @app.get("/search", response_model=RecommendationList, responses=errors)
     async def search(
@@ -359,9 +351,8 @@ def create_app(
             return _invalid_parameter("products", products, "give user or products, not both")
         _one_torch_thread()
         who: str | list[str] | None = user if products is None else products
-        return await turn(lambda: listing(
-            "search", q, rec.search(q, who, k, category=category, brand=brand, exclude=exclude)
-        ))  # fmt: skip
+        out = rec.search(q, who, k, category=category, brand=brand, exclude=exclude)
+        return listing("search", q, out)
 
     @app.get(
         "/users/{user_id:path}/explanations/{product_id:path}",
@@ -374,13 +365,9 @@ def create_app(
         max_paths: Annotated[int, Query(ge=1, le=20)] = 3,
     ) -> Response:
         """Typed graph paths from the user's history to the product, strongest first."""
-
-        def compute() -> Response:
-            found = rec.explain(user_id, product_id, max_paths=max_paths)
-            paths = [p.to_dict() for p in found]
-            return _json({"user_id": user_id, "product_id": product_id, "paths": paths})
-
-        return await turn(compute)
+        found = rec.explain(user_id, product_id, max_paths=max_paths)
+        paths = [p.to_dict() for p in found]
+        return _json({"user_id": user_id, "product_id": product_id, "paths": paths})
 
     if events is not None:
         from kg.serve_events import add_event_routes
