@@ -212,6 +212,9 @@ class FusionScorer:
         self.padding_sum = float(self.padding.sum())
         self.log_padding = np.log(self.padding)
         self._offsets: dict[float, np.ndarray] = {}
+        #: products whose popularity live interactions changed (:meth:`set_popularity`): the
+        #: rows :meth:`inner_product_rows` gave before are stale for them
+        self.popularity_changed: set[int] = set()
         self.history_len = arrays.history_len
         self.position_logits = arrays.position_logits.astype(np.float64)
         self.proj_weight = arrays.history_proj_weight.astype(np.float32)
@@ -401,6 +404,7 @@ class FusionScorer:
         if not self.arrays.popularity.flags.writeable:  # read from the model file
             self.arrays.popularity = self.arrays.popularity.copy()
         self.arrays.popularity[i] = popularity
+        self.popularity_changed.add(i)
         old = float(self.padding[i])
         self.padding[i] = self.pop_weight * popularity + 1e-12
         self.padding32[i] = self.padding[i]
@@ -498,6 +502,86 @@ class FusionScorer:
             scores *= np.float32(1.0 / float(scores.max()))
             return scores
         return to_ratio(scores)
+
+    # ------------------------------------------------------- approximate search
+    def inner_product_rows(self) -> np.ndarray | None:
+        """``(P, d + 1 + D)`` float32 rows ``r_j`` such that ``z_j = r_j · q + C`` for the
+        query :meth:`inner_product_query` of any user, up to the sparse co-occurrence votes
+        (a constant ``C`` per user aside): the product vectors, the constant part of the blend
+        (centred: a shift changes no ranking) and the similarity rows. An inverted file over
+        these rows finds the products with the best ``z`` without scoring all
+        (:mod:`kg.query.candidates`). ``None`` for the ``linear`` blend, whose log of a sum
+        is no inner product."""
+        if self._linear(self.weights):
+            return None
+        beta = self.weights.beta
+        offset = self.bias if beta == 0.0 else self._log_offset(beta)
+        shift = float(offset.mean(dtype=np.float64))
+        offset = (offset - shift).astype(np.float32)
+        #: ``z - rows · q`` where no vote falls (what the centring took out)
+        self.inner_product_shift = shift
+        columns = [self.vectors, offset[:, None]]
+        if self.sim_matrix is not None:
+            columns.append(self.sim_matrix)
+        return np.ascontiguousarray(np.hstack(columns), np.float32)
+
+    def inner_product_query(self, history: np.ndarray, user_index: int | None = None) -> np.ndarray:
+        """``(d + 1 + D,)`` float32 ``q`` of one user for :meth:`inner_product_rows`."""
+        scale = 1.0 if self.weights.beta == 0.0 else 1.0 - self.weights.beta
+        parts = [np.float32(scale) * self.user_vector(history, user_index), np.ones(1, np.float32)]
+        profile = self.profile(history)
+        if profile is not None:
+            parts.append(profile)
+        return np.concatenate(parts).astype(np.float32, copy=False)
+
+    def log_scores_at(
+        self,
+        history: np.ndarray,
+        products: np.ndarray,
+        user_index: int | None = None,
+        *,
+        votes: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """``(n,)`` float32 ``z`` of one user (module docstring, similarity terms included) at
+        ``products`` (ascending, distinct) only, up to the same constant as :meth:`base`.
+        ``votes``: :meth:`votes` of ``history``, when already computed.
+
+        Raises:
+            ValueError: the ``linear`` blend (its log needs every product's probability).
+        """
+        if self._linear(self.weights):
+            raise ValueError("log_scores_at: the linear blend needs every product's score")
+        products = np.asarray(products, np.int64)
+        z = self.vectors[products] @ self.user_vector(history, user_index)
+        beta = self.weights.beta
+        if beta == 0.0:
+            z += self.bias[products]
+        else:
+            z *= np.float32(1.0 - beta)
+            z += self._log_offset(beta)[products]
+            self.add_votes(z, products, self.votes(history) if votes is None else votes)
+        profile = self.profile(history)
+        if profile is not None:
+            assert self.sim_matrix is not None
+            z += row_dots(self.sim_matrix, profile, products)
+        return z
+
+    def add_votes(
+        self, z: np.ndarray, products: np.ndarray, votes: tuple[np.ndarray, np.ndarray]
+    ) -> None:
+        """Add the ``log`` blend's co-occurrence correction of ``votes`` (:meth:`votes`) to
+        ``z`` of ``products`` (ascending), in place: ``β (log(π + c) - log π)`` where a vote
+        falls."""
+        voters, values = votes
+        beta = self.weights.beta
+        if not voters.size or not products.size or beta == 0.0:
+            return
+        at = np.minimum(np.searchsorted(products, voters), products.size - 1)
+        hit = products[at] == voters
+        voted = voters[hit]
+        correction = np.log(self.padding[voted] + values[hit])
+        correction -= self.log_padding[voted]
+        z[at[hit]] += (beta * correction).astype(np.float32)
 
     def _votes_of(self, history: np.ndarray) -> Votes | None:
         if self.weights.beta == 0.0:

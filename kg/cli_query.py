@@ -33,7 +33,7 @@ def _recommender(args: argparse.Namespace) -> Recommender:
         try:
             approximate = config_from_args(_APPROXIMATE, args)
         except ValueError as exc:
-            raise _fail(f"{exc} (--n-lists, --n-probe)") from exc
+            raise _fail(f"{exc} (--n-lists, --n-probe, --n-probe-user)") from exc
     if args.tables is not None:
         return Recommender.load(args.model, args.tables, approximate=approximate)
     from kg.cli import resolve_settings
@@ -508,15 +508,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--approximate",
         action="store_true",
-        help="related products: score only candidates from a k-means inverted file (faster on "
-        "large catalogues; results can differ from the exact ranking: see BENCHMARKS.md)",
+        help="score only candidates from k-means inverted files: related products, and "
+        "recommendations above 4,096 products with the log blend (faster on large catalogues; "
+        "results can differ from the exact ranking: see BENCHMARKS.md)",
     )
     add_config_options(
         p,
         _APPROXIMATE,
         Opt("n_lists", help="clusters of --approximate (none: sqrt(products))"),
-        Opt("n_probe", help="clusters probed by --approximate"),
-        types_={"n_lists": int, "n_probe": int},
+        Opt("n_probe", help="clusters probed by --approximate for related products"),
+        Opt("n_probe_user", help="clusters probed by --approximate for recommendations"),
+        types_={"n_lists": int, "n_probe": int, "n_probe_user": int},
     )
     p.add_argument(
         "--lazy-text-encoder",

@@ -18,6 +18,7 @@ from kg.query.candidates import ApproximateSearch, ClusterIndex
 from kg.query.cold_start import NewProductEncoder
 from kg.query.index import build_index
 from kg.query.paths import TWO_HOP_FANOUT, CoocIndex
+from kg.query.pruning import PRUNE_ABOVE
 from kg.query.scoring import ScoreWeights
 from kg.query.types import UnknownIdError
 
@@ -50,10 +51,9 @@ class RecommenderBase:
         text_model: BERT folder for new products (default: the model's text encoder).
         text_cache: text cache root for new products (default ``~/.kgrec/cache/text``).
         explain_history: latest history items paths are searched from.
-        approximate: score only candidate products in ``related``
-            (:mod:`kg.query.candidates`); ``None``: every product (exact). Personalised
-            queries are exact either way. The cluster index is built here, about 1.5 s at
-            100k products.
+        approximate: score only candidate products (:mod:`kg.query.candidates`); ``None``:
+            every product (exact). The cluster indexes (one for ``related``, one for the
+            personalised queries) are built here, about 1.5 s each at 100k products.
 
     Raises:
         ValueError: the tables' products differ from the model's.
@@ -90,8 +90,13 @@ class RecommenderBase:
         self.explain_history = explain_history
         self.approximate = approximate
         self.product_clusters: ClusterIndex | None = None
+        #: the inverted file of the personalised queries (``None``: they are exact)
+        self.user_clusters: ClusterIndex | None = None
         if approximate is not None:
             self.product_clusters = ClusterIndex(self.vectors, approximate)
+            rows = self.scorer.inner_product_rows()
+            if rows is not None and rows.shape[0] > PRUNE_ABOVE:
+                self.user_clusters = ClusterIndex(rows, approximate)
         self._model_users = {u: i for i, u in enumerate(model.node_ids.get("user", []))}
         #: live events applied to this recommender (:class:`~kg.query.live.LiveState`), if any
         self.live: LiveState | None = None
@@ -158,11 +163,20 @@ class RecommenderBase:
     # ------------------------------------------------------------------ lookups
     @property
     def search_mode(self) -> str:
-        """``"exact"``, or ``"approximate: n_probe of n_lists clusters"`` (of ``related``)."""
+        """``"exact"``, or ``"approximate: n_probe of n_lists clusters"`` (of ``related``),
+        followed by ``"; personalised: n_probe_user of L clusters"`` when the personalised
+        queries are approximate too."""
         if self.approximate is None or self.product_clusters is None:
             return "exact"
-        n_lists = self.product_clusters.n_lists
-        return f"approximate: {self.approximate.n_probe} of {n_lists} clusters"
+        mode = (
+            f"approximate: {self.approximate.n_probe} of {self.product_clusters.n_lists} clusters"
+        )
+        if self.user_clusters is not None:
+            mode += (
+                f"; personalised: {self.approximate.n_probe_user} of "
+                f"{self.user_clusters.n_lists} clusters"
+            )
+        return mode
 
     @property
     def n_products(self) -> int:

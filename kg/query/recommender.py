@@ -25,20 +25,24 @@ from typing import Any
 
 import numpy as np
 
+from gnn.scoring import to_ratio
 from kg.query import _results as results
 from kg.query.base import RecommenderBase, UserRef
 from kg.query.paths import PathSearch
 from kg.query.pruning import user_totals
 from kg.query.relative import relative_scores
-from kg.query.scoring import Parts, related_scores, user_scores
+from kg.query.scoring import Parts, related_scores, user_scores, weighted_history_terms
 from kg.query.search import ProductSearch
 from kg.query.types import GraphPath, Recommendation
 
-__all__ = ["BRAND_CANDIDATES", "Recommender"]
+__all__ = ["BRAND_CANDIDATES", "VOTE_CANDIDATES", "Recommender"]
 
 #: With approximate search, the products of a product's brand join the candidates of its
 #: related products when the brand has at most this many.
 BRAND_CANDIDATES = 1024
+#: With approximate search, the products with the most co-occurrence votes of a user's latest
+#: items join the candidates of the personalised queries, up to this many.
+VOTE_CANDIDATES = 1024
 
 
 class Recommender(RecommenderBase):
@@ -289,8 +293,32 @@ class Recommender(RecommenderBase):
         allowed: np.ndarray | None,
         blocked: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        """The ``k`` best products by the personalised score: ``(indices, scores, terms)``."""
+        """The ``k`` best products by the personalised score: ``(indices, scores, terms)``.
+
+        Exact search prunes (:mod:`kg.query.pruning`); with
+        :class:`~kg.query.candidates.ApproximateSearch` only candidates are scored (those of
+        :meth:`_user_candidates`), the probe doubling while fewer than ``k`` may be ranked."""
         user_index = self._model_users.get(user_id) if user_id is not None else None
+        clusters = self.user_clusters
+        if clusters is not None and self.approximate is not None and self.weights.model > 0:
+            scorer = self.scorer
+            terms = weighted_history_terms(self.index, history, self.weights)
+            query = scorer.inner_product_query(history, user_index)
+            votes = scorer.votes(history) if scorer.weights.beta > 0.0 else None
+            n_probe = self.approximate.n_probe_user
+            while True:
+                products, z = self._user_candidates(
+                    history, user_index, query, n_probe, votes, allowed
+                )
+                total, parts = user_scores(
+                    self.index, self.weights, to_ratio(z), history,
+                    allowed=allowed, products=products, terms=terms,
+                )  # fmt: skip
+                results.leave_out(total, products, blocked)
+                local = results.top_k(total, k)
+                if local.size >= k or n_probe >= clusters.n_lists:
+                    return products[local], total[local], parts(local)
+                n_probe *= 2
         m = relative_scores(self.scorer, history, user_index)
         products, total, parts = user_totals(
             self.index, self.weights, m, history, k, allowed=allowed, blocked=blocked
@@ -298,6 +326,61 @@ class Recommender(RecommenderBase):
         local = results.top_k(total, k)
         top = local if products is None else products[local]
         return top, total[local], parts(local)
+
+    def _user_candidates(
+        self,
+        history: np.ndarray,
+        user_index: int | None,
+        query: np.ndarray,
+        n_probe: int,
+        votes: tuple[np.ndarray, np.ndarray] | None,
+        allowed: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(products ascending, their log scores z)`` of approximate personalised search:
+        the members of the ``n_probe`` clusters that score best against the user's ``query``
+        (scored by the contiguous scan of their rows, plus the shift and the votes), the
+        :data:`VOTE_CANDIDATES` products with the most co-occurrence ``votes`` of the latest
+        items (of those in ``allowed`` categories) and the products added after the index was
+        built (both scored by gathering their rows)."""
+        clusters, ix, scorer = self.user_clusters, self.index, self.scorer
+        assert clusters is not None
+        probed = clusters.probe(query, n_probe)
+        members, z = clusters.scan(probed, query)
+        order = np.argsort(members)
+        members, z = members[order], z[order]
+        z += np.float32(scorer.inner_product_shift)
+        if scorer.popularity_changed:  # their rows in the index are stale: score them anew
+            stale = np.isin(members, np.fromiter(scorer.popularity_changed, np.int64))
+            if stale.any():
+                none = (np.zeros(0, np.int64), np.zeros(0))  # the votes are added below
+                z[stale] = scorer.log_scores_at(history, members[stale], user_index, votes=none)
+        extras = []
+        if votes is not None and votes[0].size:
+            scorer.add_votes(z, members, votes)
+            voted, values = votes
+            if allowed is not None:
+                keep = allowed[np.take(ix.leaf, voted)]
+                voted, values = voted[keep], values[keep]
+            if voted.size > VOTE_CANDIDATES:
+                top = np.argpartition(values, voted.size - VOTE_CANDIDATES)[-VOTE_CANDIDATES:]
+                voted = np.sort(voted[top])
+            extras.append(voted)
+        indexed = clusters.assign.size
+        if ix.n_products > indexed:  # added live
+            extras.append(np.arange(indexed, ix.n_products))
+        if not extras:
+            return members, z
+        extra = np.unique(np.concatenate(extras))
+        inside = np.zeros(clusters.n_lists + 1, bool)  # + 1: products added later
+        inside[probed] = True
+        cluster = np.full(extra.size, clusters.n_lists)
+        known = extra < indexed
+        cluster[known] = clusters.assign[extra[known]]
+        extra = extra[~inside[cluster]]
+        z_extra = scorer.log_scores_at(history, extra, user_index, votes=votes)
+        products = np.concatenate([members, extra])
+        order = np.argsort(products)
+        return products[order], np.concatenate([z, z_extra])[order]
 
     def _personal(
         self, history: np.ndarray, user_id: str | None, products: np.ndarray
@@ -333,7 +416,8 @@ class Recommender(RecommenderBase):
             if clusters is None:
                 cos = self.vectors @ v
             else:
-                products, cos = clusters.search(v, clusters.probe(v, n_probe), extra)
+                probed = clusters.probe(v, n_probe)
+                products, cos = clusters.search(v, probed, extra, vectors=self.vectors)
             total, parts = self._related_total(i, cos, products)
             results.leave_out(total, products, blocked)
             if mask is not None:
@@ -348,8 +432,8 @@ class Recommender(RecommenderBase):
     def _related_candidates(self, i: int) -> np.ndarray:
         """Products the related graph terms favour most, which join the probed clusters'
         members in approximate search: product ``i``'s co-occurrence neighbours, the products
-        of its leaf category, and of its brand when it has at most :data:`BRAND_CANDIDATES`
-        (a product can appear twice)."""
+        of its leaf category, and of its brand when it has at most :data:`BRAND_CANDIDATES`,
+        and the products added after the index was built (a product can appear twice)."""
         ix = self.index
         groups = [self.cooc.row(i)[0]]
         leaf, brand = int(ix.leaf[i]), int(ix.brand[i])
@@ -357,6 +441,9 @@ class Recommender(RecommenderBase):
             groups.append(ix.products_of_leaf(leaf))
         if brand < ix.n_brands and ix.products_of_brand(brand).size <= BRAND_CANDIDATES:
             groups.append(ix.products_of_brand(brand))
+        clusters = self.product_clusters
+        if clusters is not None and ix.n_products > clusters.assign.size:  # added live
+            groups.append(np.arange(clusters.assign.size, ix.n_products))
         return np.concatenate(groups)
 
     def _related_total(

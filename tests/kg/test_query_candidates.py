@@ -1,9 +1,11 @@
-"""The approximate candidate search of related products (:mod:`kg.query.candidates`): the
-cluster index, and the recommender with ``approximate=``."""
+"""The approximate candidate search (:mod:`kg.query.candidates`): the cluster index, and the
+recommender with ``approximate=`` (related, and the personalised queries)."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -118,7 +120,8 @@ def test_narrow_probe_keeps_the_contract(
         # More than one cluster's candidates: the probe widens until k are found.
         assert len(narrow.related(p, 60)) == 60
     assert np.mean(overlap) > 0.5  # far above chance (10 of 300 products)
-    # Personalised queries are exact with approximate search too.
+    # Personalised queries are exact in catalogues this small (PRUNE_ABOVE products or fewer).
+    assert narrow.user_clusters is None
     for u in users:
         assert narrow.recommend(u, 10) == rec.recommend(u, 10)
         assert narrow.cross_category(u, 10, level=1) == rec.cross_category(u, 10, level=1)
@@ -134,3 +137,161 @@ def test_narrow_related_scores_are_exact_scores(
         assert len(got) == 10 and p not in {r.product_id for r in got}
         for r in got:
             assert r.score == pytest.approx(exact[r.product_id], rel=1e-5, abs=1e-6)
+
+
+@pytest.fixture(scope="module")
+def log_model(model: FusionArrays) -> FusionArrays:
+    """The tiny model with the ``log`` blend (it chose ``linear``, which has no inner-product
+    form): the approximate personalised search's case."""
+    assert model.blend > 0
+    return dataclasses.replace(model, blend_mode="log")
+
+
+@pytest.fixture(scope="module")
+def log_rec(log_model: FusionArrays, tables: GraphTables) -> Recommender:
+    return Recommender(log_model, tables)
+
+
+@pytest.fixture(scope="module")
+def personal(
+    log_model: FusionArrays, tables: GraphTables
+) -> Iterator[tuple[Recommender, Recommender]]:
+    """Approximate personalised search on the tiny shop (the size floor lowered): every cluster
+    probed, and 1 of 20."""
+    import kg.query.base
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(kg.query.base, "PRUNE_ABOVE", 0)
+        every = Recommender(
+            log_model, tables, approximate=ApproximateSearch(n_lists=6, n_probe=6, n_probe_user=6)
+        )
+        one = Recommender(
+            log_model, tables, approximate=ApproximateSearch(n_lists=20, n_probe=1, n_probe_user=1)
+        )
+        yield every, one
+
+
+def test_linear_blend_keeps_personal_queries_exact(
+    model: FusionArrays, tables: GraphTables
+) -> None:
+    import kg.query.base
+
+    assert model.blend_mode == "linear"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(kg.query.base, "PRUNE_ABOVE", 0)
+        rec = Recommender(model, tables, approximate=ApproximateSearch(n_lists=6, n_probe=1))
+    assert rec.scorer.inner_product_rows() is None and rec.user_clusters is None
+
+
+def test_inner_product_rows_give_the_model_score(log_rec: Recommender, tables: GraphTables) -> None:
+    """``rows @ query`` is the model's log score up to the co-occurrence votes and a constant,
+    and ``log_scores_at`` is the exact one at any products."""
+    rec = log_rec
+    scorer = rec.scorer
+    rows = scorer.inner_product_rows()
+    assert rows is not None and rows.shape[0] == rec.n_products
+    for u in tables.interactions.column("user_id").to_pylist()[::97][:6]:
+        history = rec.history_of(u)
+        user_index = rec._model_users.get(u)
+        z = scorer.base(history, user_index)
+        profile = scorer.profile(history)
+        if profile is not None:
+            z = z + scorer.sim_matrix @ profile
+        voted = set(scorer.votes(history)[0].tolist()) if scorer.weights.beta > 0 else set()
+        plain = np.array([j for j in range(rec.n_products) if j not in voted])
+        diff = z[plain] - (rows @ scorer.inner_product_query(history, user_index))[plain]
+        np.testing.assert_allclose(diff, diff[0], atol=1e-3)  # one constant per user
+        some = np.sort(np.random.default_rng(0).choice(rec.n_products, 40, replace=False))
+        some = np.union1d(some, np.array(sorted(voted), np.int64)[:5])
+        np.testing.assert_allclose(
+            scorer.log_scores_at(history, some, user_index), z[some], rtol=1e-5, atol=1e-4
+        )
+
+
+def test_personal_probing_every_cluster_is_the_exact_ranking(
+    log_rec: Recommender, personal: tuple[Recommender, Recommender], users: list[str]
+) -> None:
+    every, _ = personal
+    rec = log_rec
+    assert every.user_clusters is not None
+    categories = rec.index.category_ids
+    for n, u in enumerate(users):
+        c = [categories[n % len(categories)]]
+        _same(every.recommend(u, 10), rec.recommend(u, 10))
+        _same(every.recommend(u, 5, categories=c), rec.recommend(u, 5, categories=c))
+        _same(every.cross_category(u, 10, level=1), rec.cross_category(u, 10, level=1))
+
+
+def test_personal_narrow_probe_keeps_the_contract(
+    log_rec: Recommender, personal: tuple[Recommender, Recommender], users: list[str]
+) -> None:
+    _, one = personal
+    rec = log_rec
+    assert one.user_clusters is not None and one.user_clusters.n_lists == 20
+    recall = []
+    for u in users:
+        seen = set(rec.index.product_ids[j] for j in rec.history_of(u))
+        got = one.recommend(u, 10)
+        assert len(got) == 10 and [r.rank for r in got] == list(range(1, 11))
+        assert all(a.score >= b.score for a, b in itertools.pairwise(got))
+        assert not seen & {r.product_id for r in got}
+        exact = {r.product_id for r in rec.recommend(u, 10)}
+        recall.append(len(exact & {r.product_id for r in got}) / 10)
+        # a filter that leaves few candidates: the probe widens until k are found
+        cross = one.cross_category(u, 30, level=1)
+        assert len(cross) == len(rec.cross_category(u, 30, level=1))
+    assert np.mean(recall) > 0.5  # far above chance (10 of 300 products)
+
+
+def test_a_live_product_reaches_approximate_search(run: TinyRun) -> None:
+    """Products added after the cluster indexes were built are candidates of every query."""
+    import kg.query.base
+    from kg.query.live import LiveState
+    from tests.kg.test_query_live import _product
+
+    tables = GraphTables.load(run.tables)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(kg.query.base, "PRUNE_ABOVE", 0)
+        rec = Recommender(
+            dataclasses.replace(  # its own copies of what live events grow
+                FusionArrays.load(run.run), blend_mode="log"
+            ),
+            tables,
+            text_model=run.bert,
+            text_cache=run.text_cache,
+            approximate=ApproximateSearch(n_lists=20, n_probe=1),
+        )
+    ix = rec.index
+    leaf, brand = ix.category_ids[int(ix.leaf[0])], ix.brand_ids[int(ix.brand[0])]
+    LiveState(rec).apply([
+        _product(1, "new-1", f"{ix.titles[0]} (new edition)", category=tuple(leaf.split(" > ")),
+                 brand=brand),
+    ])  # fmt: skip
+    assert rec.n_products == 301 and rec.user_clusters is not None
+    assert rec.user_clusters.assign.size == 300  # the index is as built
+    assert "new-1" in {r.product_id for r in rec.related(ix.product_ids[0], k=30)}
+    assert [r.product_id for r in rec.related("new-1", k=5)]
+    user = next(u for u in ix.user_ids if rec.history_of(u).size)
+    ranked = [
+        r.product_id for r in rec.recommend(user, k=rec.n_products - rec.history_of(user).size)
+    ]
+    assert "new-1" in ranked
+    # after live interactions (popularity and co-occurrence change) the candidates' scores
+    # are still the exact log scores
+    from tests.kg.test_query_live import _view
+
+    live = rec.live
+    assert live is not None
+    viewed = ix.product_ids[0]  # an indexed product: its row in the index goes stale
+    live.apply([_view(50 + i, user, viewed, live.max_order[user] + 1 + i) for i in range(3)])
+    history = rec.history_of(user)
+    index = rec._model_users.get(user)
+    query = rec.scorer.inner_product_query(history, index)
+    votes = rec.scorer.votes(history)
+    assert rec.scorer.popularity_changed
+    assert 0 in rec.scorer.popularity_changed
+    every = rec.user_clusters.n_lists
+    products, z = rec._user_candidates(history, index, query, every, votes, None)
+    assert np.all(np.diff(products) > 0) and rec.n_products - 1 in products
+    exact = rec.scorer.log_scores_at(history, products, index)
+    np.testing.assert_allclose(z, exact, rtol=1e-4, atol=1e-3)
