@@ -146,28 +146,49 @@ def pruning_on_off(
     return rows
 
 
-def approximate_on_off(
-    rec: Any, approx: Any, calls: int, rng: np.random.Generator
-) -> tuple[str, float, float]:
-    """p50 of ``related`` with approximate search (``approx``) and exact (``rec``) on the same
-    products, alternating in blocks of 100 calls: ``(operation, p50 approximate, p50 exact)``."""
+#: The operations approximate search answers, as timed and compared: ``(name, call)``.
+APPROXIMATE_OPS: dict[str, str] = {
+    "related": "related(product, k=10)",
+    "recommend": "recommend(user, k=10)",
+    "cross_category": "cross_category(user, k=10, level=1)",
+}
+
+
+def _op_args(rec: Any, op: str, calls: int, rng: np.random.Generator) -> list[str]:
+    """``calls`` random products (``related``) or users with a history (the others)."""
     idx = rec.index
-    products = [idx.product_ids[i] for i in rng.integers(0, idx.n_products, calls)]
-    for p in products[:50]:  # warm-up
-        approx.related(p, k=10), rec.related(p, k=10)
+    if op == "related":
+        return [idx.product_ids[i] for i in rng.integers(0, idx.n_products, calls)]
+    active = np.flatnonzero(np.diff(idx.hist_indptr) > 0)
+    return [idx.user_ids[i] for i in rng.choice(active, calls)]
+
+
+def _call(rec: Any, op: str, arg: str, k: int = 10) -> list[Any]:
+    if op == "cross_category":
+        return rec.cross_category(arg, k=k, level=1)
+    return getattr(rec, op)(arg, k=k)
+
+
+def approximate_on_off(
+    rec: Any, approx: Any, calls: int, rng: np.random.Generator, op: str = "related"
+) -> tuple[str, float, float]:
+    """p50 of ``op`` (:data:`APPROXIMATE_OPS`) with approximate search (``approx``) and exact
+    (``rec``) on the same products or users, alternating in blocks of 100 calls:
+    ``(operation, p50 approximate, p50 exact)``."""
+    args = _op_args(rec, op, calls, rng)
+    for a in args[:50]:  # warm-up
+        _call(approx, op, a), _call(rec, op, a)
     samples: dict[str, list[float]] = {"approximate": [], "exact": []}
     for lo in range(0, calls, 100):
         for which, r in (("approximate", approx), ("exact", rec)):
-            for p in products[lo : lo + 100]:
+            for a in args[lo : lo + 100]:
                 t0 = time.perf_counter()
-                r.related(p, k=10)
+                _call(r, op, a)
                 samples[which].append(time.perf_counter() - t0)
     on, off = (_pct(samples[w])[0] for w in ("approximate", "exact"))
-    print(
-        f"python related(product, k=10): p50 {on:.2f} ms approximate, {off:.2f} ms exact",
-        flush=True,
-    )
-    return "related(product, k=10)", on, off
+    name = APPROXIMATE_OPS[op]
+    print(f"python {name}: p50 {on:.2f} ms approximate, {off:.2f} ms exact", flush=True)
+    return name, on, off
 
 
 def with_similarity_terms(rec: Any, dim: int = 64) -> Any:
@@ -405,19 +426,24 @@ def _commit(folder: Path) -> str:
 
 
 def recall_at_k(
-    exact: Any, approx: Any, calls: int, rng: np.random.Generator, k: int = 10
+    exact: Any,
+    approx: Any,
+    calls: int,
+    rng: np.random.Generator,
+    k: int = 10,
+    op: str = "related",
 ) -> tuple[float, float]:
-    """Recall of the exact top ``k`` of ``related`` in the approximate top ``k`` (mean over
-    ``calls`` random products), and the share of identical lists."""
-    idx = exact.index
+    """Recall of the exact top ``k`` of ``op`` (:data:`APPROXIMATE_OPS`) in the approximate
+    top ``k`` (mean over ``calls`` random products or users), and the share of identical
+    lists."""
     recall, same = [], []
-    for i in rng.integers(0, idx.n_products, calls):
-        want = [r.product_id for r in exact.related(idx.product_ids[i], k=k)]
-        got = [r.product_id for r in approx.related(idx.product_ids[i], k=k)]
+    for a in _op_args(exact, op, calls, rng):
+        want = [r.product_id for r in _call(exact, op, a, k)]
+        got = [r.product_id for r in _call(approx, op, a, k)]
         recall.append(len(set(want) & set(got)) / max(len(want), 1))
         same.append(want == got)
     out = float(np.mean(recall)), float(np.mean(same))
-    print(f"recall@{k} related: {out[0]:.4f}, identical lists {out[1]:.3f}", flush=True)
+    print(f"recall@{k} {op}: {out[0]:.4f}, identical lists {out[1]:.3f}", flush=True)
     return out
 
 

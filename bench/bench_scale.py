@@ -1,8 +1,9 @@
 """Scale figures at the xl preset (1M products with text, 1M users, 10M interactions).
 
 Parts (all by default, or pick with --parts; each runs in a child process of its own, so its
-peak RSS is its own, writes WORK/results/PART.json, and is skipped on a later run while that
-file exists, unless --force):
+peak RSS is its own, writes bench/results/PRESET/PART.json (--results: elsewhere; kept in the
+repository, so the report covers every part when only some are re-run), and is skipped on a
+later run while that file exists, unless --force):
 
   generate          stream the xl shop into WORK/xl-tables (write_shop): time, peak RSS
   generate-memory   the same sizes in memory (generate_shop, preset large) for comparison
@@ -22,7 +23,8 @@ file exists, unless --force):
                     full-graph inference of every vector, validation; saved to WORK/xl-model
   query             the query layer on that model at 1M products: Recommender.load, RSS,
                     related / recommend / cross_category / explain p50 and p99, exact and
-                    approximate (ApproximateSearch) related with recall@10 of the exact top 10
+                    approximate (ApproximateSearch) related / recommend / cross_category, each
+                    with recall@10 of the exact top 10
   http              kgrec serve (2 workers) on the xl model: start-up to the first answer,
                     memory of each worker (PSS: pages shared after the fork are split), and
                     the three ranking endpoints under 32 concurrent clients
@@ -90,7 +92,10 @@ def _made_by(args: argparse.Namespace, name: str, marker: str, part: str) -> Pat
     """WORK/name, which the part ``part`` makes (``marker`` is in it once made)."""
     folder = args.work / name
     if not (folder / marker).exists():
-        raise SystemExit(f"{folder} is missing: run the part {part!r} first")
+        raise SystemExit(
+            f"{folder} is missing: run the part {part!r} first (with --force when its result "
+            "is already kept)"
+        )
     return folder
 
 
@@ -293,7 +298,7 @@ def part_kge(args: argparse.Namespace) -> dict[str, Any]:
         )
         del outcome
         partial = {**out, **_peaks(), "load_before": load, "load_after": os.getloadavg()[0]}
-        (args.work / "results" / "kge.json").write_text(json.dumps(partial, indent=2))
+        (args.results / "kge.json").write_text(json.dumps(partial, indent=2))
     return out
 
 
@@ -455,8 +460,12 @@ def part_query(args: argparse.Namespace) -> dict[str, Any]:
     approx = Recommender(rec.model, rec.tables, approximate=ApproximateSearch(n_probe=args.n_probe))
     build_s = time.perf_counter() - t0
     assert approx.product_clusters is not None
-    on_off = approximate_on_off(rec, approx, args.calls, rng)
-    recall, same = recall_at_k(rec, approx, args.recall_calls, rng)
+    per_op = {}
+    for op in ("related", "recommend", "cross_category"):
+        _, on, off = approximate_on_off(rec, approx, args.calls, rng, op)
+        recall, same = recall_at_k(rec, approx, args.recall_calls, rng, op=op)
+        per_op[op] = {"p50_approximate": on, "p50_exact": off, "recall@10": recall,
+                      "identical": same}  # fmt: skip
     return {
         "products": rec.n_products,
         "load_seconds": load_s,
@@ -465,8 +474,10 @@ def part_query(args: argparse.Namespace) -> dict[str, Any]:
         "rows": [list(r) for r in rows],
         "approximate": {
             "n_lists": approx.product_clusters.n_lists, "n_probe": args.n_probe,
-            "build_seconds": build_s, "p50_approximate": on_off[1], "p50_exact": on_off[2],
-            "recall@10": recall, "identical": same, "calls": args.recall_calls,
+            "user_n_lists": approx.user_clusters.n_lists if approx.user_clusters else None,
+            "n_probe_user": approx.approximate.n_probe_user,
+            "build_seconds": build_s, "calls": args.recall_calls, "operations": per_op,
+            "blend": [rec.scorer.weights.mode, rec.scorer.weights.beta],
         },
         "calls": args.calls,
     }  # fmt: skip
@@ -561,10 +572,10 @@ def _fmt_s(s: float) -> str:
 
 
 def report(args: argparse.Namespace) -> str:
+    from kg.query import ApproximateSearch
+
     res = {
-        p: json.loads(f.read_text())
-        for p in PARTS
-        if (f := args.work / "results" / f"{p}.json").exists()
+        p: json.loads(f.read_text()) for p in PARTS if (f := args.results / f"{p}.json").exists()
     }
     loads = [r[k] for r in res.values() for k in ("load_before", "load_after") if k in r]
     shared = [
@@ -676,12 +687,23 @@ def report(args: argparse.Namespace) -> str:
             "each, exact)",
             f"{figs}; `Recommender.load` {_fmt_s(r['load_seconds'])} s, RSS "
             f"{r['rss_loaded_mib']:,.0f} MiB after it", r)  # fmt: skip
-        row(f"approximate `related` (`ApproximateSearch`, {a['n_lists']:,} lists, n_probe "
-            f"{a['n_probe']})",
-            f"p50 **{a['p50_approximate']:.2f} ms** against {a['p50_exact']:.2f} ms exact "
-            f"(same products, alternated); **recall@10 {a['recall@10']:.4f}** of the exact top "
-            f"10 over {a['calls']:,} products ({a['identical']:.1%} identical lists); index "
-            f"built in {_fmt_s(a['build_seconds'])} s", r)  # fmt: skip
+        ops = a.get("operations") or {"related": a}  # results kept before personalised rows
+        for op, o in ops.items():
+            if op == "related":
+                lists, probe = a["n_lists"], f"n_probe {a['n_probe']}"
+            else:  # the part runs ApproximateSearch(n_probe=...): n_probe_user its default
+                user_probe = a.get("n_probe_user", ApproximateSearch().n_probe_user)
+                lists, probe = a.get("user_n_lists"), f"n_probe_user {user_probe}"
+            row(f"approximate `{op}` (`ApproximateSearch`, {lists:,} lists, {probe})",
+                f"p50 **{o['p50_approximate']:.2f} ms** against {o['p50_exact']:.2f} ms exact "
+                f"(same {'products' if op == 'related' else 'users'}, alternated); "
+                f"**recall@10 {o['recall@10']:.4f}** of the exact top 10 over {a['calls']:,} "
+                f"{'products' if op == 'related' else 'users'} ({o['identical']:.1%} identical "
+                f"lists)", r)  # fmt: skip
+        lines.append(
+            f"| cluster indexes of approximate search | built in {_fmt_s(a['build_seconds'])} s "
+            f"(both: related and personalised) | | |"
+        )
     if "http" in res:
         r = res["http"]
         pss = ", ".join(f"{m['process']} {m['pss_mib']:,.0f}" for m in r["memory"])
@@ -699,9 +721,16 @@ def report(args: argparse.Namespace) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", type=Path, required=True, help="folder for data and results")
+    parser.add_argument(
+        "--work", type=Path, required=True, help="folder for the data, Neo4j homes and models"
+    )
     parser.add_argument("--preset", default="xl", help="synthetic preset (xl; smaller to try)")
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated: {PARTS}")
+    parser.add_argument(
+        "--results", type=Path, default=None,
+        help="folder of each part's results (JSON), kept in the repository so that the report "
+        "covers every part when only some are re-run (default bench/results/PRESET)",
+    )  # fmt: skip
     parser.add_argument("--force", action="store_true", help="re-run parts that have results")
     parser.add_argument("--heap", default="2g", help="Neo4j heap")
     parser.add_argument("--pagecache", default="3g", help="Neo4j page cache")
@@ -727,10 +756,18 @@ def main() -> int:
     parser.add_argument("--http-seconds", type=float, default=30.0, help="http: timed seconds")
     parser.add_argument("--keep", action="store_true", help="keep the bulk-loaded Neo4j home")
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md")
+    parser.add_argument(
+        "--section", default="scale",
+        help="BENCHMARKS.md section written (another name keeps the section scale, e.g. when "
+        "the results of some parts are missing)",
+    )  # fmt: skip
     parser.add_argument("--child", choices=PARTS, help=argparse.SUPPRESS)
     parser.add_argument("--encode", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.work = args.work.resolve()
+    if args.results is None:
+        args.results = Path(__file__).resolve().parent / "results" / args.preset
+    args.results = args.results.resolve()
     if args.encode is not None:
         encode_child(args.encode, args.text_chunk)
         return 0
@@ -738,7 +775,7 @@ def main() -> int:
         load = os.getloadavg()[0]
         result = RUNNERS[args.child](args)
         result.update(_peaks(), load_before=load, load_after=os.getloadavg()[0])
-        out = args.work / "results" / f"{args.child}.json"
+        out = args.results / f"{args.child}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2))
         return 0
@@ -749,7 +786,7 @@ def main() -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     failed: list[str] = []
     for part in parts:
-        if (args.work / "results" / f"{part}.json").exists() and not args.force:
+        if (args.results / f"{part}.json").exists() and not args.force:
             print(f"{part}: result present, skipped (--force re-runs it)", flush=True)
             continue
         print(f"{part}: running", flush=True)
@@ -763,7 +800,10 @@ def main() -> int:
     text = report(args)
     print(text)
     if not args.no_write:
-        write_section("scale", "Scale: the xl shop on one machine", text)
+        title = "Scale: the xl shop on one machine"
+        if args.section != "scale":
+            title += ": a later run of some parts"
+        write_section(args.section, title, text)
     if failed:
         print(f"failed parts: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
