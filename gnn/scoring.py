@@ -212,9 +212,10 @@ class FusionScorer:
         self.padding_sum = float(self.padding.sum())
         self.log_padding = np.log(self.padding)
         self._offsets: dict[float, np.ndarray] = {}
-        #: products whose popularity live interactions changed (:meth:`set_popularity`): the
-        #: rows :meth:`inner_product_rows` gave before are stale for them
-        self.popularity_changed: set[int] = set()
+        #: ``(P,)`` bool: products whose popularity live interactions changed
+        #: (:meth:`set_popularity`); the rows :meth:`inner_product_rows` gave before are stale
+        #: for them
+        self.popularity_changed = np.zeros(self.n_items, bool)
         self.history_len = arrays.history_len
         self.position_logits = arrays.position_logits.astype(np.float64)
         self.proj_weight = arrays.history_proj_weight.astype(np.float32)
@@ -404,7 +405,7 @@ class FusionScorer:
         if not self.arrays.popularity.flags.writeable:  # read from the model file
             self.arrays.popularity = self.arrays.popularity.copy()
         self.arrays.popularity[i] = popularity
-        self.popularity_changed.add(i)
+        self.popularity_changed[i] = True
         old = float(self.padding[i])
         self.padding[i] = self.pop_weight * popularity + 1e-12
         self.padding32[i] = self.padding[i]
@@ -427,6 +428,7 @@ class FusionScorer:
         self.padding = np.concatenate([self.padding, pad])
         self.padding32 = self.padding.astype(np.float32)
         self.log_padding = np.concatenate([self.log_padding, np.log(pad)])
+        self.popularity_changed = np.concatenate([self.popularity_changed, np.zeros(n, bool)])
         self.padding_sum += float(pad.sum())
         self._offsets.clear()
         size = self.vectors.shape[0]
@@ -505,10 +507,10 @@ class FusionScorer:
 
     # ------------------------------------------------------- approximate search
     def inner_product_rows(self) -> np.ndarray | None:
-        """``(P, d + 1 + D)`` float32 rows ``r_j`` such that ``z_j = r_j · q + C`` for the
-        query :meth:`inner_product_query` of any user, up to the sparse co-occurrence votes
-        (a constant ``C`` per user aside): the product vectors, the constant part of the blend
-        (centred: a shift changes no ranking) and the similarity rows. An inverted file over
+        """``(P, d + 1 + D)`` float32 rows ``r_j`` such that ``z_j = r_j · q`` for the query
+        :meth:`inner_product_query` of any user, up to the sparse co-occurrence votes
+        (:meth:`add_votes`): the product vectors, the constant part of the blend and the
+        similarity rows. An inverted file over
         these rows finds the products with the best ``z`` without scoring all
         (:mod:`kg.query.candidates`). ``None`` for the ``linear`` blend, whose log of a sum
         is no inner product."""
@@ -516,10 +518,6 @@ class FusionScorer:
             return None
         beta = self.weights.beta
         offset = self.bias if beta == 0.0 else self._log_offset(beta)
-        shift = float(offset.mean(dtype=np.float64))
-        offset = (offset - shift).astype(np.float32)
-        #: ``z - rows · q`` where no vote falls (what the centring took out)
-        self.inner_product_shift = shift
         columns = [self.vectors, offset[:, None]]
         if self.sim_matrix is not None:
             columns.append(self.sim_matrix)

@@ -23,9 +23,8 @@ co-occurrence votes. Their candidates are the members of the ``n_probe_user`` cl
 centroids score best against the user's query vector, plus the products with the most
 co-occurrence votes of the user's latest items (up to
 :data:`~kg.query.recommender.VOTE_CANDIDATES`), and the products added live after the index
-was built. The members are scored by a contiguous scan of their rows (plus the shift the rows
-were centred by and the votes; products whose popularity live events changed since the index
-was built are scored anew), the others by gathering their rows; with the graph terms added,
+was built. The members are scored by a contiguous scan of their rows (plus the votes; products
+whose popularity live events changed since the index was built are scored anew), the others by gathering their rows; with the graph terms added,
 each candidate has its model score up to float rounding; the model's score is
 divided by the best candidate's (the exact ranking divides by the best product's, which is
 among the candidates unless the probe missed it). A model with the ``linear`` blend (a log of
@@ -142,6 +141,21 @@ class ClusterIndex:
         score = self.centroids @ query
         return np.sort(np.argpartition(-score, n_probe - 1)[:n_probe])
 
+    def outside(self, clusters: np.ndarray, products: np.ndarray) -> np.ndarray:
+        """``products`` (any, repeats allowed) that are not members of ``clusters``, ascending
+        and distinct; products added after the index was built are never members."""
+        if not products.size:
+            return np.zeros(0, np.int64)
+        n = self.assign.size
+        inside = np.zeros(self.n_lists + 1, bool)  # + 1: products added later
+        inside[clusters] = True
+        cluster = np.full(products.size, self.n_lists)
+        known = products < n
+        cluster[known] = self.assign[products[known]]
+        mark = np.zeros(max(n, int(products.max()) + 1), bool)
+        mark[products[~inside[cluster]]] = True
+        return np.flatnonzero(mark)
+
     def members(self, clusters: np.ndarray) -> np.ndarray:
         """The products of ``clusters``, cluster by cluster."""
         rows, _ = concat_ranges(self.starts[clusters], self.starts[clusters + 1])
@@ -176,15 +190,7 @@ class ClusterIndex:
         in :meth:`scan`."""
         products, scores = self.scan(clusters, query, cols)
         if extra is not None and extra.size:
-            n = self.assign.size
-            inside = np.zeros(self.n_lists + 1, bool)  # + 1: products added later
-            inside[clusters] = True
-            cluster = np.full(extra.size, self.n_lists)
-            known = extra < n
-            cluster[known] = self.assign[extra[known]]
-            mark = np.zeros(max(n, int(extra.max()) + 1), bool)
-            mark[extra[~inside[cluster]]] = True
-            extra = np.flatnonzero(mark)  # ascending, distinct: a cache-friendly gather
+            extra = self.outside(clusters, extra)  # ascending, distinct: a cache-friendly gather
             source = self.vectors if vectors is None else vectors
             products = np.concatenate([products, extra])
             scores = np.concatenate([scores, source[extra, cols] @ np.asarray(query)])

@@ -338,7 +338,7 @@ class Recommender(RecommenderBase):
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(products ascending, their log scores z)`` of approximate personalised search:
         the members of the ``n_probe`` clusters that score best against the user's ``query``
-        (scored by the contiguous scan of their rows, plus the shift and the votes), the
+        (scored by the contiguous scan of their rows, plus the votes), the
         :data:`VOTE_CANDIDATES` products with the most co-occurrence ``votes`` of the latest
         items (of those in ``allowed`` categories) and the products added after the index was
         built (both scored by gathering their rows)."""
@@ -348,12 +348,10 @@ class Recommender(RecommenderBase):
         members, z = clusters.scan(probed, query)
         order = np.argsort(members)
         members, z = members[order], z[order]
-        z += np.float32(scorer.inner_product_shift)
-        if scorer.popularity_changed:  # their rows in the index are stale: score them anew
-            stale = np.isin(members, np.fromiter(scorer.popularity_changed, np.int64))
-            if stale.any():
-                none = (np.zeros(0, np.int64), np.zeros(0))  # the votes are added below
-                z[stale] = scorer.log_scores_at(history, members[stale], user_index, votes=none)
+        stale = scorer.popularity_changed[members]  # their rows in the index are stale
+        if stale.any():
+            none = (np.zeros(0, np.int64), np.zeros(0))  # the votes are added below
+            z[stale] = scorer.log_scores_at(history, members[stale], user_index, votes=none)
         extras = []
         if votes is not None and votes[0].size:
             scorer.add_votes(z, members, votes)
@@ -370,13 +368,7 @@ class Recommender(RecommenderBase):
             extras.append(np.arange(indexed, ix.n_products))
         if not extras:
             return members, z
-        extra = np.unique(np.concatenate(extras))
-        inside = np.zeros(clusters.n_lists + 1, bool)  # + 1: products added later
-        inside[probed] = True
-        cluster = np.full(extra.size, clusters.n_lists)
-        known = extra < indexed
-        cluster[known] = clusters.assign[extra[known]]
-        extra = extra[~inside[cluster]]
+        extra = clusters.outside(probed, np.concatenate(extras))
         z_extra = scorer.log_scores_at(history, extra, user_index, votes=votes)
         products = np.concatenate([members, extra])
         order = np.argsort(products)

@@ -288,8 +288,8 @@ def test_a_live_product_reaches_approximate_search(run: TinyRun) -> None:
     index = rec._model_users.get(user)
     query = rec.scorer.inner_product_query(history, index)
     votes = rec.scorer.votes(history)
-    assert rec.scorer.popularity_changed
-    assert 0 in rec.scorer.popularity_changed
+    assert rec.scorer.popularity_changed.any()
+    assert rec.scorer.popularity_changed[0]
     every = rec.user_clusters.n_lists
     products, z = rec._user_candidates(history, index, query, every, votes, None)
     assert np.all(np.diff(products) > 0) and rec.n_products - 1 in products
