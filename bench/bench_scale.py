@@ -572,8 +572,6 @@ def _fmt_s(s: float) -> str:
 
 
 def report(args: argparse.Namespace) -> str:
-    from kg.query import ApproximateSearch
-
     res = {
         p: json.loads(f.read_text()) for p in PARTS if (f := args.results / f"{p}.json").exists()
     }
@@ -687,13 +685,11 @@ def report(args: argparse.Namespace) -> str:
             "each, exact)",
             f"{figs}; `Recommender.load` {_fmt_s(r['load_seconds'])} s, RSS "
             f"{r['rss_loaded_mib']:,.0f} MiB after it", r)  # fmt: skip
-        ops = a.get("operations") or {"related": a}  # results kept before personalised rows
-        for op, o in ops.items():
+        for op, o in a["operations"].items():
             if op == "related":
                 lists, probe = a["n_lists"], f"n_probe {a['n_probe']}"
-            else:  # the part runs ApproximateSearch(n_probe=...): n_probe_user its default
-                user_probe = a.get("n_probe_user", ApproximateSearch().n_probe_user)
-                lists, probe = a.get("user_n_lists"), f"n_probe_user {user_probe}"
+            else:
+                lists, probe = a["user_n_lists"], f"n_probe_user {a['n_probe_user']}"
             row(f"approximate `{op}` (`ApproximateSearch`, {lists:,} lists, {probe})",
                 f"p50 **{o['p50_approximate']:.2f} ms** against {o['p50_exact']:.2f} ms exact "
                 f"(same {'products' if op == 'related' else 'users'}, alternated); "
