@@ -195,7 +195,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     with _one_line_errors():
         rec = _recommender(args)
         events_on = _events_config(args).events
-        if not args.lazy_text_encoder or events_on:
+        if not args.lazy_text_encoder:
             # with every core (the catalogue's text vectors, once, before the fork); each
             # worker then runs torch on one thread (kg.serve_run.one_torch_thread_after_fork)
             try:
@@ -526,8 +526,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="load the text encoder of POST /related-products (new products) and the search "
         "index of GET /search on the first such request, in each worker, instead of at "
         "start-up: a start without torch, several seconds faster and a few hundred MB smaller "
-        "per worker, but that request waits ~10 s (not with --events: new products come as "
-        "events, and the encoder loads at start-up)",
+        "per worker, but that request waits ~10 s; with --events, the first product event "
+        "waits too, in the worker's event loop (for a model without text features: while the "
+        "whole catalogue's text is encoded), so use it with --events only where products do "
+        "not come as events",
     )
     p.add_argument(
         "--no-precomputed",
