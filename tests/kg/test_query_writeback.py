@@ -70,3 +70,28 @@ def test_fused_vectors_and_index(neo4j_db: Any, tables: GraphTables, rec: Recomm
     assert records[0]["n"] == 0
     with pytest.raises(ValueError, match="identifier"):
         write_fused_vectors(neo4j_db, rec, prop="fused) DETACH DELETE n //")
+
+
+def test_a_quantized_vector_index_is_made_again(
+    neo4j_db: Any, tables: GraphTables, rec: Recommender
+) -> None:
+    """An index that an earlier kgrec made with Neo4j's default (quantized vectors) is
+    replaced by one that ranks by the float vectors."""
+    write_graph(neo4j_db, tables, show_progress=False)
+    neo4j_db.execute_query("DROP INDEX product_fused IF EXISTS")
+    neo4j_db.execute_query(
+        "CREATE VECTOR INDEX product_fused FOR (n:Product) ON n.fused OPTIONS {indexConfig: "
+        "{`vector.dimensions`: $dim, `vector.similarity_function`: 'cosine'}}",
+        dim=int(rec.scorer.vectors.shape[1]),
+    )
+
+    def quantized() -> list[Any]:
+        records, _, _ = neo4j_db.execute_query(
+            "SHOW VECTOR INDEXES YIELD name, options WHERE name = 'product_fused' "
+            "RETURN options.indexConfig.`vector.quantization.enabled` AS q"
+        )
+        return [r["q"] for r in records]
+
+    assert quantized() == [True]  # Neo4j's default
+    write_fused_vectors(neo4j_db, rec, show_progress=False)
+    assert quantized() == [False]
