@@ -94,8 +94,8 @@ class RecommenderBase:
         self.user_clusters: ClusterIndex | None = None
         if approximate is not None:
             self.product_clusters = ClusterIndex(self.vectors, approximate)
-            rows = self.scorer.inner_product_rows()
-            if rows is not None and rows.shape[0] > PRUNE_ABOVE:
+            rows = self.scorer.inner_product_rows() if self.n_products > PRUNE_ABOVE else None
+            if rows is not None:
                 self.user_clusters = ClusterIndex(rows, approximate)
         self._model_users = {u: i for i, u in enumerate(model.node_ids.get("user", []))}
         #: live events applied to this recommender (:class:`~kg.query.live.LiveState`), if any

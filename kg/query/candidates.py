@@ -156,11 +156,6 @@ class ClusterIndex:
         mark[products[~inside[cluster]]] = True
         return np.flatnonzero(mark)
 
-    def members(self, clusters: np.ndarray) -> np.ndarray:
-        """The products of ``clusters``, cluster by cluster."""
-        rows, _ = concat_ranges(self.starts[clusters], self.starts[clusters + 1])
-        return self.order[rows]
-
     def scan(
         self, clusters: np.ndarray, query: np.ndarray, cols: slice = slice(None)
     ) -> tuple[np.ndarray, np.ndarray]:

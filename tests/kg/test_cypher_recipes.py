@@ -182,10 +182,13 @@ def test_product_neighbourhood(graph: Any, tables: GraphTables) -> None:
 @pytest.mark.neo4j
 def test_fused_neighbours(graph: Any, rec: Recommender) -> None:
     v = rec.scorer.vectors / np.linalg.norm(rec.scorer.vectors, axis=1, keepdims=True)
-    i = rec.index.product_index["p3"]
-    cos = v @ v[i]
-    cos[i] = -np.inf
-    exact = {rec.index.product_ids[j] for j in np.argsort(-cos)[:K]}
+
+    def exact_top(j: int) -> set[str]:
+        cos = v @ v[j]
+        cos[j] = -np.inf
+        return {rec.index.product_ids[n] for n in np.argsort(-cos)[:K]}
+
+    exact = exact_top(rec.index.product_index["p3"])
     rows = run(graph, "fused_neighbours", product="p3", k=K)
     assert len(rows) == K and "p3" not in {r["product_id"] for r in rows}
     scores = [r["score"] for r in rows]
@@ -195,11 +198,8 @@ def test_fused_neighbours(graph: Any, rec: Recommender) -> None:
     # Neo4j's default quantization this was 0.85 on this shop; without it 0.99)
     shared = []
     for j, product in enumerate(rec.index.product_ids):
-        cos = v @ v[j]
-        cos[j] = -np.inf
-        exact = {rec.index.product_ids[n] for n in np.argsort(-cos)[:K]}
         found = {r["product_id"] for r in run(graph, "fused_neighbours", product=product, k=K)}
-        shared.append(len(exact & found) / K)
+        shared.append(len(exact_top(j) & found) / K)
     assert np.mean(shared) >= 0.95
 
 
